@@ -1,0 +1,14 @@
+//! Connectors of the iot-etl engine: what crosses the edge of the dataflow.
+//!
+//! - [`schema`]: the event type and the explicit time types shared with the producer;
+//! - [`parse`]: validation of raw message bytes into an event or one rejection reason;
+//! - [`partition`]: Kafka's default key partitioner, used by the producer;
+//! - [`source`]: partitioned message sources (the `partition-<p>.jsonl` file source);
+//! - [`sink`]: the Parquet tables the engine writes and the storage they go to.
+#![deny(missing_docs)]
+
+pub mod parse;
+pub mod partition;
+pub mod schema;
+pub mod sink;
+pub mod source;

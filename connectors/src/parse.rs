@@ -1,0 +1,615 @@
+//! Validation: raw message bytes in, an [`Event`] or exactly one [`RejectReason`] out.
+//!
+//! A message is checked in this order, and the first failed check is its reason:
+//!
+//! 1. its size is at most the configured maximum ([`RejectReason::Oversize`]);
+//! 2. it is UTF-8 ([`RejectReason::NotUtf8`]);
+//! 3. it is one JSON object ([`RejectReason::MalformedJson`]; duplicate keys count as malformed);
+//! 4. field by field, in the order `event_id`, `device_id`, `device_type`, `timestamp`,
+//!    `event_duration`, `value`, `status`: a field that is absent or `null` is
+//!    `missing_<field>`; otherwise
+//!    - `event_id`, `device_id` must be strings (anything else counts as missing),
+//!    - `device_type` must be one of the five types ([`RejectReason::UnknownDeviceType`]),
+//!    - `timestamp` must be an RFC 3339 string no earlier than 1970 ([`RejectReason::BadTimestamp`]),
+//!    - `event_duration` must be a number ≥ 0 ([`RejectReason::BadEventDuration`]),
+//!    - `value` must be a number ([`RejectReason::BadValue`]; a `null` value is
+//!      [`RejectReason::MissingValue`]),
+//!    - `status` must be `normal`, `warning` or `critical` ([`RejectReason::UnknownStatus`]).
+//!
+//! `metadata` is optional; its `location` and `firmware` are kept when they are strings.
+//! Unknown fields are ignored. Parsing borrows strings from the input buffer: the hot path
+//! allocates nothing per field unless a string holds a JSON escape.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{DeviceType, Event, EventTime, Status, MICROS_PER_SECOND};
+
+/// The default largest message accepted, in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// Why a message was rejected. A closed set: every rejected message has exactly one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RejectReason {
+    /// Larger than the configured maximum message size.
+    Oversize,
+    /// The bytes are not UTF-8.
+    NotUtf8,
+    /// Not a single well-formed JSON object.
+    MalformedJson,
+    /// `event_id` absent, null or not a string.
+    MissingEventId,
+    /// `device_id` absent, null or not a string.
+    MissingDeviceId,
+    /// `device_type` absent or null.
+    MissingDeviceType,
+    /// `timestamp` absent or null.
+    MissingTimestamp,
+    /// `event_duration` absent or null.
+    MissingEventDuration,
+    /// `value` absent or null.
+    MissingValue,
+    /// `status` absent or null.
+    MissingStatus,
+    /// `device_type` is not one of the five known types.
+    UnknownDeviceType,
+    /// `timestamp` is not an RFC 3339 date-time from 1970 on.
+    BadTimestamp,
+    /// `event_duration` is negative or not a number.
+    BadEventDuration,
+    /// `value` is not a number.
+    BadValue,
+    /// `status` is not `normal`, `warning` or `critical`.
+    UnknownStatus,
+}
+
+impl RejectReason {
+    /// Every reason, in declaration order.
+    pub const ALL: &'static [RejectReason] = &[
+        RejectReason::Oversize,
+        RejectReason::NotUtf8,
+        RejectReason::MalformedJson,
+        RejectReason::MissingEventId,
+        RejectReason::MissingDeviceId,
+        RejectReason::MissingDeviceType,
+        RejectReason::MissingTimestamp,
+        RejectReason::MissingEventDuration,
+        RejectReason::MissingValue,
+        RejectReason::MissingStatus,
+        RejectReason::UnknownDeviceType,
+        RejectReason::BadTimestamp,
+        RejectReason::BadEventDuration,
+        RejectReason::BadValue,
+        RejectReason::UnknownStatus,
+    ];
+
+    /// The reason's code, as written to the `reason` column and the `reason` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Oversize => "oversize",
+            RejectReason::NotUtf8 => "not_utf8",
+            RejectReason::MalformedJson => "malformed_json",
+            RejectReason::MissingEventId => "missing_event_id",
+            RejectReason::MissingDeviceId => "missing_device_id",
+            RejectReason::MissingDeviceType => "missing_device_type",
+            RejectReason::MissingTimestamp => "missing_timestamp",
+            RejectReason::MissingEventDuration => "missing_event_duration",
+            RejectReason::MissingValue => "missing_value",
+            RejectReason::MissingStatus => "missing_status",
+            RejectReason::UnknownDeviceType => "unknown_device_type",
+            RejectReason::BadTimestamp => "bad_timestamp",
+            RejectReason::BadEventDuration => "bad_event_duration",
+            RejectReason::BadValue => "bad_value",
+            RejectReason::UnknownStatus => "unknown_status",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Parses and validates one message. See the module header for the rules.
+pub fn parse_event(raw: &[u8], max_message_bytes: usize) -> Result<Event<'_>, RejectReason> {
+    if raw.len() > max_message_bytes {
+        return Err(RejectReason::Oversize);
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| RejectReason::NotUtf8)?;
+    // serde would also accept the fields as a JSON array; only an object is an event.
+    if !text.trim_start().starts_with('{') {
+        return Err(RejectReason::MalformedJson);
+    }
+    let fields: RawFields<'_> =
+        serde_json::from_str(text).map_err(|_| RejectReason::MalformedJson)?;
+    fields.validate()
+}
+
+/// A JSON scalar as far as validation cares.
+enum Scalar<'a> {
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Num(f64),
+    Other,
+}
+
+impl Default for Scalar<'_> {
+    fn default() -> Self {
+        Scalar::Absent
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::Num(v as f64))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `metadata`: an object whose string `location` and `firmware` are kept; anything else
+/// (null, another type, other keys) is accepted and ignored.
+#[derive(Default)]
+struct Metadata<'a> {
+    location: Option<Cow<'a, str>>,
+    firmware: Option<Cow<'a, str>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Metadata<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Metadata<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a metadata object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                let mut m = Metadata::default();
+                while let Some(key) = a.next_key::<Cow<'de, str>>()? {
+                    let value: Scalar<'de> = a.next_value()?;
+                    let slot = match key.as_ref() {
+                        "location" => &mut m.location,
+                        "firmware" => &mut m.firmware,
+                        _ => continue,
+                    };
+                    *slot = match value {
+                        Scalar::Str(s) => Some(s),
+                        _ => None,
+                    };
+                }
+                Ok(m)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Metadata::default())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Metadata::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The top-level object, every field still unchecked.
+#[derive(Deserialize)]
+struct RawFields<'a> {
+    #[serde(borrow, default)]
+    event_id: Scalar<'a>,
+    #[serde(borrow, default)]
+    device_id: Scalar<'a>,
+    #[serde(borrow, default)]
+    device_type: Scalar<'a>,
+    #[serde(borrow, default)]
+    timestamp: Scalar<'a>,
+    #[serde(borrow, default)]
+    event_duration: Scalar<'a>,
+    #[serde(borrow, default)]
+    value: Scalar<'a>,
+    #[serde(borrow, default)]
+    status: Scalar<'a>,
+    #[serde(borrow, default)]
+    metadata: Metadata<'a>,
+}
+
+impl<'a> RawFields<'a> {
+    fn validate(self) -> Result<Event<'a>, RejectReason> {
+        use RejectReason::*;
+        let event_id = match self.event_id {
+            Scalar::Str(s) => s,
+            _ => return Err(MissingEventId),
+        };
+        let device_id = match self.device_id {
+            Scalar::Str(s) => s,
+            _ => return Err(MissingDeviceId),
+        };
+        let device_type = match self.device_type {
+            Scalar::Absent | Scalar::Null => return Err(MissingDeviceType),
+            Scalar::Str(s) => DeviceType::from_str_exact(&s).ok_or(UnknownDeviceType)?,
+            _ => return Err(UnknownDeviceType),
+        };
+        let timestamp = match self.timestamp {
+            Scalar::Absent | Scalar::Null => return Err(MissingTimestamp),
+            Scalar::Str(s) => parse_timestamp(&s).ok_or(BadTimestamp)?,
+            _ => return Err(BadTimestamp),
+        };
+        let event_duration = match self.event_duration {
+            Scalar::Absent | Scalar::Null => return Err(MissingEventDuration),
+            // `+ 0.0` turns -0.0 into 0.0 so that durations order like their bit patterns.
+            Scalar::Num(x) if x >= 0.0 && x.is_finite() => x + 0.0,
+            _ => return Err(BadEventDuration),
+        };
+        let value = match self.value {
+            Scalar::Absent | Scalar::Null => return Err(MissingValue),
+            Scalar::Num(x) if x.is_finite() => x,
+            _ => return Err(BadValue),
+        };
+        let status = match self.status {
+            Scalar::Absent | Scalar::Null => return Err(MissingStatus),
+            Scalar::Str(s) => Status::from_str_exact(&s).ok_or(UnknownStatus)?,
+            _ => return Err(UnknownStatus),
+        };
+        Ok(Event {
+            event_id,
+            device_id,
+            device_type,
+            timestamp,
+            event_duration,
+            value,
+            status,
+            location: self.metadata.location,
+            firmware: self.metadata.firmware,
+        })
+    }
+}
+
+/// Parses an RFC 3339 date-time (`2025-11-08T18:23:45.123Z`, 0-9 fraction digits, `Z` or a
+/// `±HH:MM` offset, `T`, `t` or a space between date and time) into microseconds since the
+/// epoch, truncating digits beyond the microsecond. `None` for anything else, for leap
+/// seconds, and for instants before 1970.
+pub fn parse_timestamp(s: &str) -> Option<EventTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[range] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut micros = 0i64;
+    if b[i] == b'.' {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if i - start < 6 {
+                micros = micros * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || digits > 9 {
+            return None;
+        }
+        for _ in digits..6 {
+            micros *= 10;
+        }
+    }
+    let offset_seconds = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    let t = seconds * MICROS_PER_SECOND + micros;
+    (t >= 0).then_some(EventTime(t))
+}
+
+fn is_leap_year(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap_year(y) => 29,
+        _ => 28,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The UTC date of a day number (days since the epoch) as `(year, month, day)`.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    const VALID: &str = r#"{"event_id":"0b0d8c1e-5f5e-4c39-9d5a-1f6a3c2b9e11","device_id":"device-001","device_type":"temperature","timestamp":"2025-11-08T18:23:45.123Z","event_duration":127.34,"value":22.5,"status":"normal","metadata":{"location":"zone-A","firmware":"v1.0.0"}}"#;
+
+    fn with(field: &str, replacement: Option<&str>) -> String {
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(VALID).unwrap();
+        match replacement {
+            Some(r) => {
+                v.insert(field.to_owned(), serde_json::from_str(r).unwrap());
+            }
+            None => {
+                v.remove(field);
+            }
+        }
+        serde_json::to_string(&v).unwrap()
+    }
+
+    fn reason(s: &str) -> RejectReason {
+        parse_event(s.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_event_parses_and_borrows() {
+        let e = parse_event(VALID.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(e.event_id, "0b0d8c1e-5f5e-4c39-9d5a-1f6a3c2b9e11");
+        assert!(matches!(e.event_id, Cow::Borrowed(_)));
+        assert_eq!(e.device_id, "device-001");
+        assert_eq!(e.device_type, DeviceType::Temperature);
+        assert_eq!(e.event_duration, 127.34);
+        assert_eq!(e.value, 22.5);
+        assert_eq!(e.status, Status::Normal);
+        assert_eq!(e.location.as_deref(), Some("zone-A"));
+        assert_eq!(e.firmware.as_deref(), Some("v1.0.0"));
+        let expected = "2025-11-08T18:23:45.123Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(e.timestamp.micros(), expected.timestamp_micros());
+    }
+
+    #[test]
+    fn every_reason_is_reachable() {
+        use RejectReason::*;
+        let cases: Vec<(Vec<u8>, RejectReason)> = vec![
+            (vec![b'x'; DEFAULT_MAX_MESSAGE_BYTES + 1], Oversize),
+            (b"{\"event_id\":\"\xff\xfe\"}".to_vec(), NotUtf8),
+            (VALID[..VALID.len() - 3].as_bytes().to_vec(), MalformedJson),
+            (b"[1,2,3]".to_vec(), MalformedJson),
+            (b"".to_vec(), MalformedJson),
+            (format!("{VALID} {VALID}").into_bytes(), MalformedJson),
+            (with("event_id", None).into_bytes(), MissingEventId),
+            (with("event_id", Some("42")).into_bytes(), MissingEventId),
+            (with("device_id", Some("null")).into_bytes(), MissingDeviceId),
+            (with("device_type", None).into_bytes(), MissingDeviceType),
+            (with("timestamp", None).into_bytes(), MissingTimestamp),
+            (with("event_duration", None).into_bytes(), MissingEventDuration),
+            (with("value", None).into_bytes(), MissingValue),
+            (with("value", Some("null")).into_bytes(), MissingValue),
+            (with("status", None).into_bytes(), MissingStatus),
+            (with("device_type", Some("\"thermometer\"")).into_bytes(), UnknownDeviceType),
+            (with("timestamp", Some("\"2025-13-08T18:23:45Z\"")).into_bytes(), BadTimestamp),
+            (with("timestamp", Some("\"yesterday\"")).into_bytes(), BadTimestamp),
+            (with("timestamp", Some("1700000000")).into_bytes(), BadTimestamp),
+            (with("event_duration", Some("-0.5")).into_bytes(), BadEventDuration),
+            (with("event_duration", Some("\"12.5\"")).into_bytes(), BadEventDuration),
+            (with("value", Some("\"22.5\"")).into_bytes(), BadValue),
+            (with("value", Some("[1]")).into_bytes(), BadValue),
+            (with("status", Some("\"ok\"")).into_bytes(), UnknownStatus),
+        ];
+        let mut seen = std::collections::BTreeSet::new();
+        for (raw, expected) in cases {
+            let got = parse_event(&raw, DEFAULT_MAX_MESSAGE_BYTES).unwrap_err();
+            assert_eq!(got, expected, "for {:?}", String::from_utf8_lossy(&raw));
+            seen.insert(got);
+        }
+        assert_eq!(seen.len(), RejectReason::ALL.len(), "a reason has no test case");
+    }
+
+    #[test]
+    fn first_failed_check_wins() {
+        // Both device_id and status are missing: the earlier field is the reason.
+        let s = with("device_id", None);
+        let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&s).unwrap();
+        v.remove("status");
+        assert_eq!(reason(&serde_json::to_string(&v).unwrap()), RejectReason::MissingDeviceId);
+    }
+
+    #[test]
+    fn fractional_seconds_of_zero_to_nine_digits() {
+        let base = "2024-02-29T23:59:59".parse::<chrono::NaiveDateTime>().unwrap().and_utc().timestamp_micros();
+        let cases = [
+            ("", 0),
+            (".1", 100_000),
+            (".12", 120_000),
+            (".123", 123_000),
+            (".1234", 123_400),
+            (".12345", 123_450),
+            (".123456", 123_456),
+            (".1234567", 123_456),
+            (".12345678", 123_456),
+            (".123456789", 123_456),
+        ];
+        for (frac, micros) in cases {
+            let s = format!("2024-02-29T23:59:59{frac}Z");
+            assert_eq!(parse_timestamp(&s), Some(EventTime(base + micros)), "{s}");
+        }
+        assert_eq!(parse_timestamp("2024-02-29T23:59:59.Z"), None);
+        assert_eq!(parse_timestamp("2024-02-29T23:59:59.1234567890Z"), None);
+    }
+
+    #[test]
+    fn calendar_edge_cases() {
+        assert!(parse_timestamp("2024-02-29T00:00:00Z").is_some(), "leap day");
+        assert!(parse_timestamp("2000-02-29T00:00:00Z").is_some(), "leap century");
+        assert_eq!(parse_timestamp("2025-02-29T00:00:00Z"), None, "not a leap year");
+        assert_eq!(parse_timestamp("1900-02-29T00:00:00Z"), None, "not a leap century");
+        assert_eq!(parse_timestamp("2025-04-31T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("2025-01-01T24:00:00Z"), None);
+        assert_eq!(parse_timestamp("2025-01-01T23:59:60Z"), None, "leap second");
+        assert_eq!(parse_timestamp("1969-12-31T23:59:59Z"), None, "before the epoch");
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z"), Some(EventTime(0)));
+        assert_eq!(parse_timestamp("2025-01-01T00:00:00"), None, "no offset");
+        // Offsets and separators agree with chrono's RFC 3339 parser.
+        for s in [
+            "2025-11-08T18:23:45.123+02:00",
+            "2025-11-08t18:23:45-05:30",
+            "2025-11-08 18:23:45.5z",
+            "2025-12-31T23:59:59.999999-00:00",
+        ] {
+            let expected = DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
+            assert_eq!(parse_timestamp(s), Some(EventTime(expected)), "{s}");
+        }
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-1, 0, 59, 365, 10_957, 19_782, 20_400, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), days);
+        }
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn unicode_ids_escapes_and_extra_fields() {
+        let s = with("device_id", Some("\"capteur-\u{00e9}t\u{00e9}-\u{1f321}\""));
+        let e = parse_event(s.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(e.device_id, "capteur-\u{00e9}t\u{00e9}-\u{1f321}");
+        let escaped = VALID.replace("device-001", "device-\\u0030\\n01");
+        let e = parse_event(escaped.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(e.device_id, "device-0\n01");
+        let extra = VALID.replacen('{', "{\"unknown\":{\"deep\":[1,2,{}]},", 1);
+        assert!(parse_event(extra.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).is_ok());
+        let no_meta = with("metadata", None);
+        let e = parse_event(no_meta.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!((e.location, e.firmware), (None, None));
+        let odd_meta = with("metadata", Some("[1,2]"));
+        assert!(parse_event(odd_meta.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).is_ok());
+        let int_values = with("value", Some("3")).replace("127.34", "0");
+        let e = parse_event(int_values.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!((e.value, e.event_duration), (3.0, 0.0));
+        let neg_zero = with("event_duration", Some("-0.0"));
+        let e = parse_event(neg_zero.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
+        assert_eq!(e.event_duration.to_bits(), 0.0f64.to_bits());
+    }
+
+    #[test]
+    fn duplicate_keys_are_malformed() {
+        let s = VALID.replacen('{', "{\"value\":1,", 1);
+        assert_eq!(reason(&s), RejectReason::MalformedJson);
+    }
+
+    #[test]
+    fn size_limit_is_inclusive() {
+        assert!(parse_event(VALID.as_bytes(), VALID.len()).is_ok());
+        assert_eq!(parse_event(VALID.as_bytes(), VALID.len() - 1).unwrap_err(), RejectReason::Oversize);
+    }
+}

@@ -1,0 +1,208 @@
+//! The event schema shared by the producer, the engine and the analytics.
+//!
+//! An IoT sensor event as it travels on the `iot-events` topic is one JSON object:
+//!
+//! ```json
+//! {"event_id": "UUID v4", "device_id": "device-001", "device_type": "temperature",
+//!  "timestamp": "2025-11-08T18:23:45.123Z", "event_duration": 127.34, "value": 22.5,
+//!  "status": "normal", "metadata": {"location": "zone-A", "firmware": "v1.0.0"}}
+//! ```
+//!
+//! [`Event`] is that object after validation (see [`crate::parse`]); it borrows its strings
+//! from the message bytes where it can, and [`Event::into_owned`] detaches it from them.
+//!
+//! Time is explicit: [`EventTime`] is the event's own `timestamp` in microseconds since the
+//! Unix epoch (UTC). Processing time never appears in these types.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Microseconds in one second.
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+/// Microseconds in one minute.
+pub const MICROS_PER_MINUTE: i64 = 60 * MICROS_PER_SECOND;
+/// Microseconds in one hour.
+pub const MICROS_PER_HOUR: i64 = 60 * MICROS_PER_MINUTE;
+/// Microseconds in one UTC day.
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
+/// An event-time instant: microseconds since 1970-01-01T00:00:00Z, taken from an event's
+/// `timestamp` field (sub-microsecond digits are truncated).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct EventTime(pub i64);
+
+impl EventTime {
+    /// The instant as microseconds since the epoch.
+    pub fn micros(self) -> i64 {
+        self.0
+    }
+    /// The start of the minute this instant falls in, counted in minutes since the epoch.
+    pub fn minute(self) -> u64 {
+        self.0.div_euclid(MICROS_PER_MINUTE) as u64
+    }
+    /// The UTC day this instant falls in, counted in days since the epoch.
+    pub fn day(self) -> i32 {
+        self.0.div_euclid(MICROS_PER_DAY) as i32
+    }
+    /// This instant moved back by `micros` (saturating).
+    pub fn minus_micros(self, micros: i64) -> EventTime {
+        EventTime(self.0.saturating_sub(micros))
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match chrono::DateTime::from_timestamp_micros(self.0) {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+            None => write!(f, "{}us", self.0),
+        }
+    }
+}
+
+macro_rules! closed_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The value as it is spelled in events and tables.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            /// Parses the spelling used in events; `None` for anything else.
+            pub fn from_str_exact(s: &str) -> Option<$name> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+closed_enum! {
+    /// The kind of sensor that produced an event.
+    DeviceType {
+        /// Temperature sensor (°C).
+        Temperature => "temperature",
+        /// Pressure sensor (hPa).
+        Pressure => "pressure",
+        /// Relative humidity sensor (%).
+        Humidity => "humidity",
+        /// Motion detector (0/1).
+        Motion => "motion",
+        /// Light sensor (lux).
+        Light => "light",
+    }
+}
+
+closed_enum! {
+    /// The health status a device reports with each event.
+    Status {
+        /// Normal operation.
+        Normal => "normal",
+        /// Degraded operation.
+        Warning => "warning",
+        /// Failing device.
+        Critical => "critical",
+    }
+}
+
+/// A validated event. Strings borrow from the message bytes when they contain no JSON
+/// escapes; `'static` events own their strings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event<'a> {
+    /// Unique id of the reading (a UUID v4 by convention; not checked).
+    pub event_id: Cow<'a, str>,
+    /// Device that produced the reading, also the Kafka message key.
+    pub device_id: Cow<'a, str>,
+    /// Kind of sensor.
+    pub device_type: DeviceType,
+    /// Event time, from the `timestamp` field.
+    pub timestamp: EventTime,
+    /// How long the reading took, in milliseconds; never negative (`-0.0` becomes `0.0`).
+    pub event_duration: f64,
+    /// The measured value.
+    pub value: f64,
+    /// Device status.
+    pub status: Status,
+    /// `metadata.location`, when present as a string.
+    pub location: Option<Cow<'a, str>>,
+    /// `metadata.firmware`, when present as a string.
+    pub firmware: Option<Cow<'a, str>>,
+}
+
+/// An event that owns its strings, as it travels through the dataflow.
+pub type OwnedEvent = Event<'static>;
+
+impl Event<'_> {
+    /// Detaches the event from the message bytes it was parsed from.
+    pub fn into_owned(self) -> OwnedEvent {
+        Event {
+            event_id: Cow::Owned(self.event_id.into_owned()),
+            device_id: Cow::Owned(self.device_id.into_owned()),
+            device_type: self.device_type,
+            timestamp: self.timestamp,
+            event_duration: self.event_duration,
+            value: self.value,
+            status: self.status,
+            location: self.location.map(|s| Cow::Owned(s.into_owned())),
+            firmware: self.firmware.map(|s| Cow::Owned(s.into_owned())),
+        }
+    }
+}
+
+/// Where a message came from: its partition and its offset within the partition (the Kafka
+/// offset, or the 0-based line number for the file source). Its order is arrival order.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// Partition number.
+    pub partition: u32,
+    /// Offset of the message within its partition.
+    pub offset: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "partition {} offset {}", self.partition, self.offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_and_days_floor_towards_negative_infinity() {
+        assert_eq!(EventTime(0).minute(), 0);
+        assert_eq!(EventTime(MICROS_PER_MINUTE - 1).minute(), 0);
+        assert_eq!(EventTime(MICROS_PER_MINUTE).minute(), 1);
+        assert_eq!(EventTime(MICROS_PER_DAY - 1).day(), 0);
+        assert_eq!(EventTime(MICROS_PER_DAY).day(), 1);
+    }
+
+    #[test]
+    fn closed_enums_round_trip() {
+        for t in DeviceType::ALL {
+            assert_eq!(DeviceType::from_str_exact(t.as_str()), Some(*t));
+        }
+        for s in Status::ALL {
+            assert_eq!(Status::from_str_exact(s.as_str()), Some(*s));
+        }
+        assert_eq!(DeviceType::from_str_exact("Temperature"), None);
+        assert_eq!(Status::from_str_exact(""), None);
+    }
+
+    #[test]
+    fn event_time_displays_as_rfc3339() {
+        assert_eq!(EventTime(1_700_000_000_123_456).to_string(), "2023-11-14T22:13:20.123456Z");
+    }
+}

@@ -1,0 +1,451 @@
+//! The five output tables: their rows, Arrow schemas, hive partitions and Parquet encoding.
+//!
+//! | table | one row per | partitioned by the hour of |
+//! |---|---|---|
+//! | `events` | accepted, deduplicated event | its event time |
+//! | `windows` | (1-minute window, device type) with at least one event | `window_start` |
+//! | `daily_p95` | (UTC date, device type) with at least 500 distinct events | `date` (day only) |
+//! | `late` | accepted event that missed its partition's watermark | the watermark it missed |
+//! | `rejected` | message that failed validation | its partition's watermark on arrival |
+//!
+//! Every timestamp column is microseconds, UTC. `processing_time` (wall clock at write) is
+//! the only column that depends on when the engine ran. Rows within a file are sorted by
+//! the table's natural key, so a file's contents are a function of the input alone.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{BinaryBuilder, StringBuilder};
+use arrow_array::{
+    ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::errors::ParquetError;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::parse::{civil_from_days, RejectReason};
+use crate::schema::{DeviceType, EventTime, OwnedEvent, Position, MICROS_PER_DAY, MICROS_PER_HOUR};
+
+/// A row type of one output table.
+pub trait Table: Sized {
+    /// The table's folder name under the output root.
+    const NAME: &'static str;
+    /// The Arrow schema of the table's files (hive partition columns are not in the files).
+    fn schema() -> SchemaRef;
+    /// Columns of `rows` in schema order; `processing_time` is the same for every row.
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch;
+    /// The instant whose hour (or day, for `daily_p95`) names the row's hive partition.
+    fn partition_time(&self) -> EventTime;
+    /// Whether the table is partitioned by day only (no `hour=` level).
+    const DAILY: bool = false;
+    /// Sorts rows into their deterministic in-file order.
+    fn sort(rows: &mut [Self]);
+}
+
+/// The hive partition folder (`year=YYYY/month=MM/day=DD[/hour=HH]`) of an instant.
+pub fn partition_path(t: EventTime, daily: bool) -> String {
+    let micros = t.micros();
+    let (y, m, d) = civil_from_days(micros.div_euclid(MICROS_PER_DAY));
+    if daily {
+        format!("year={y:04}/month={m:02}/day={d:02}")
+    } else {
+        let h = micros.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR;
+        format!("year={y:04}/month={m:02}/day={d:02}/hour={h:02}")
+    }
+}
+
+/// An accepted, deduplicated event and where it was read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    /// Partition and offset of the first copy.
+    pub position: Position,
+    /// The event.
+    pub event: OwnedEvent,
+}
+
+/// A valid event that arrived behind its partition's watermark.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LateRow {
+    /// Partition and offset of the message.
+    pub position: Position,
+    /// The event.
+    pub event: OwnedEvent,
+    /// The partition's watermark when it arrived (its event time was strictly earlier).
+    pub watermark: EventTime,
+}
+
+/// A message that failed validation, kept byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// Partition and offset of the message.
+    pub position: Position,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+    /// The message bytes.
+    pub raw: Vec<u8>,
+    /// The partition's watermark on arrival (clamped to the epoch); names the hive partition.
+    pub filed_under: EventTime,
+}
+
+/// Statistics of one 1-minute tumbling window `[window_start, window_start + 60 s)` of one type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WindowRow {
+    /// Start of the window.
+    pub window_start: EventTime,
+    /// Device type.
+    pub device_type: DeviceType,
+    /// Number of distinct accepted events in the window.
+    pub event_count: i64,
+    /// Mean `event_duration`.
+    pub avg_duration: f64,
+    /// Smallest `event_duration`.
+    pub min_duration: f64,
+    /// Largest `event_duration`.
+    pub max_duration: f64,
+    /// Mean `value`.
+    pub avg_value: f64,
+    /// Nearest-rank 95th percentile of `event_duration` (1-based rank ⌈0.95·n⌉).
+    pub p95_duration: f64,
+}
+
+/// The daily 3-sigma-filtered p95 of one device type on one UTC date.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DailyRow {
+    /// Days since 1970-01-01.
+    pub date: i32,
+    /// Device type.
+    pub device_type: DeviceType,
+    /// Distinct accepted events of the type that day (at least 500).
+    pub event_count: i64,
+    /// Events with |duration − mean| ≤ 3·stddev.
+    pub kept_count: i64,
+    /// `event_count − kept_count`.
+    pub outliers_removed: i64,
+    /// Mean `event_duration` of all events.
+    pub mean_duration: f64,
+    /// Sample standard deviation (n − 1) of all events.
+    pub stddev_duration: f64,
+    /// Nearest-rank 95th percentile of the kept durations.
+    pub p95_duration: f64,
+    /// Mean of the kept durations.
+    pub avg_kept_duration: f64,
+}
+
+fn ts_field(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), nullable)
+}
+
+fn ts_array(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from_iter_values(values).with_timezone("UTC"))
+}
+
+fn f64_array(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(values))
+}
+
+fn i64_array(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+
+fn str_array<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(values.map(Some).collect::<StringArray>())
+}
+
+fn opt_str_array<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+fn event_fields() -> Vec<Field> {
+    vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("device_id", DataType::Utf8, false),
+        Field::new("device_type", DataType::Utf8, false),
+        ts_field("timestamp", false),
+        Field::new("event_duration", DataType::Float64, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("location", DataType::Utf8, true),
+        Field::new("firmware", DataType::Utf8, true),
+        Field::new("partition", DataType::Int32, false),
+        Field::new("offset", DataType::Int64, false),
+    ]
+}
+
+fn event_columns<'a>(rows: impl Iterator<Item = (&'a Position, &'a OwnedEvent)> + Clone) -> Vec<ArrayRef> {
+    vec![
+        str_array(rows.clone().map(|(_, e)| e.event_id.as_ref())),
+        str_array(rows.clone().map(|(_, e)| e.device_id.as_ref())),
+        str_array(rows.clone().map(|(_, e)| e.device_type.as_str())),
+        ts_array(rows.clone().map(|(_, e)| e.timestamp.micros())),
+        f64_array(rows.clone().map(|(_, e)| e.event_duration)),
+        f64_array(rows.clone().map(|(_, e)| e.value)),
+        str_array(rows.clone().map(|(_, e)| e.status.as_str())),
+        opt_str_array(rows.clone().map(|(_, e)| e.location.as_deref())),
+        opt_str_array(rows.clone().map(|(_, e)| e.firmware.as_deref())),
+        Arc::new(Int32Array::from_iter_values(rows.clone().map(|(p, _)| p.partition as i32))),
+        i64_array(rows.map(|(p, _)| p.offset as i64)),
+    ]
+}
+
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema, columns).expect("columns are built in schema order")
+}
+
+impl Table for EventRow {
+    const NAME: &'static str = "events";
+    fn schema() -> SchemaRef {
+        let mut fields = event_fields();
+        fields.push(ts_field("processing_time", false));
+        Arc::new(Schema::new(fields))
+    }
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+        let mut cols = event_columns(rows.iter().map(|r| (&r.position, &r.event)));
+        cols.push(ts_array(rows.iter().map(|_| processing_time.micros())));
+        batch(Self::schema(), cols)
+    }
+    fn partition_time(&self) -> EventTime {
+        self.event.timestamp
+    }
+    fn sort(rows: &mut [Self]) {
+        rows.sort_by_key(|r| (r.event.timestamp, r.position));
+    }
+}
+
+impl Table for LateRow {
+    const NAME: &'static str = "late";
+    fn schema() -> SchemaRef {
+        let mut fields = event_fields();
+        fields.push(ts_field("watermark", false));
+        fields.push(ts_field("processing_time", false));
+        Arc::new(Schema::new(fields))
+    }
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+        let mut cols = event_columns(rows.iter().map(|r| (&r.position, &r.event)));
+        cols.push(ts_array(rows.iter().map(|r| r.watermark.micros())));
+        cols.push(ts_array(rows.iter().map(|_| processing_time.micros())));
+        batch(Self::schema(), cols)
+    }
+    fn partition_time(&self) -> EventTime {
+        EventTime(self.watermark.micros().max(0))
+    }
+    fn sort(rows: &mut [Self]) {
+        rows.sort_by_key(|r| r.position);
+    }
+}
+
+impl Table for RejectedRow {
+    const NAME: &'static str = "rejected";
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("partition", DataType::Int32, false),
+            Field::new("offset", DataType::Int64, false),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("raw", DataType::Binary, false),
+            ts_field("processing_time", false),
+        ]))
+    }
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+        let mut raw = BinaryBuilder::new();
+        for r in rows {
+            raw.append_value(&r.raw);
+        }
+        batch(
+            Self::schema(),
+            vec![
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.position.partition as i32))),
+                i64_array(rows.iter().map(|r| r.position.offset as i64)),
+                str_array(rows.iter().map(|r| r.reason.as_str())),
+                Arc::new(raw.finish()),
+                ts_array(rows.iter().map(|_| processing_time.micros())),
+            ],
+        )
+    }
+    fn partition_time(&self) -> EventTime {
+        self.filed_under
+    }
+    fn sort(rows: &mut [Self]) {
+        rows.sort_by_key(|r| r.position);
+    }
+}
+
+impl Table for WindowRow {
+    const NAME: &'static str = "windows";
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            ts_field("window_start", false),
+            ts_field("window_end", false),
+            Field::new("device_type", DataType::Utf8, false),
+            Field::new("event_count", DataType::Int64, false),
+            Field::new("avg_duration", DataType::Float64, false),
+            Field::new("min_duration", DataType::Float64, false),
+            Field::new("max_duration", DataType::Float64, false),
+            Field::new("avg_value", DataType::Float64, false),
+            Field::new("p95_duration", DataType::Float64, false),
+            ts_field("processing_time", false),
+        ]))
+    }
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+        batch(
+            Self::schema(),
+            vec![
+                ts_array(rows.iter().map(|r| r.window_start.micros())),
+                ts_array(rows.iter().map(|r| r.window_start.micros() + crate::schema::MICROS_PER_MINUTE)),
+                str_array(rows.iter().map(|r| r.device_type.as_str())),
+                i64_array(rows.iter().map(|r| r.event_count)),
+                f64_array(rows.iter().map(|r| r.avg_duration)),
+                f64_array(rows.iter().map(|r| r.min_duration)),
+                f64_array(rows.iter().map(|r| r.max_duration)),
+                f64_array(rows.iter().map(|r| r.avg_value)),
+                f64_array(rows.iter().map(|r| r.p95_duration)),
+                ts_array(rows.iter().map(|_| processing_time.micros())),
+            ],
+        )
+    }
+    fn partition_time(&self) -> EventTime {
+        self.window_start
+    }
+    fn sort(rows: &mut [Self]) {
+        rows.sort_by_key(|r| (r.window_start, r.device_type));
+    }
+}
+
+impl Table for DailyRow {
+    const NAME: &'static str = "daily_p95";
+    const DAILY: bool = true;
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("date", DataType::Date32, false),
+            Field::new("device_type", DataType::Utf8, false),
+            Field::new("event_count", DataType::Int64, false),
+            Field::new("kept_count", DataType::Int64, false),
+            Field::new("outliers_removed", DataType::Int64, false),
+            Field::new("mean_duration", DataType::Float64, false),
+            Field::new("stddev_duration", DataType::Float64, false),
+            Field::new("p95_duration", DataType::Float64, false),
+            Field::new("avg_kept_duration", DataType::Float64, false),
+            ts_field("processing_time", false),
+        ]))
+    }
+    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+        batch(
+            Self::schema(),
+            vec![
+                Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.date))),
+                str_array(rows.iter().map(|r| r.device_type.as_str())),
+                i64_array(rows.iter().map(|r| r.event_count)),
+                i64_array(rows.iter().map(|r| r.kept_count)),
+                i64_array(rows.iter().map(|r| r.outliers_removed)),
+                f64_array(rows.iter().map(|r| r.mean_duration)),
+                f64_array(rows.iter().map(|r| r.stddev_duration)),
+                f64_array(rows.iter().map(|r| r.p95_duration)),
+                f64_array(rows.iter().map(|r| r.avg_kept_duration)),
+                ts_array(rows.iter().map(|_| processing_time.micros())),
+            ],
+        )
+    }
+    fn partition_time(&self) -> EventTime {
+        EventTime(i64::from(self.date) * MICROS_PER_DAY)
+    }
+    fn sort(rows: &mut [Self]) {
+        rows.sort_by_key(|r| (r.date, r.device_type));
+    }
+}
+
+/// Encodes a batch as one snappy-compressed Parquet file.
+pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(concat!("iot-etl ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build();
+    let mut out = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(out)
+}
+
+/// Reads every committed Parquet file under `dir` (recursively, skipping names that start
+/// with `_` or `.`, as DuckDB and Spark do), in path order.
+pub fn read_parquet_dir(dir: &std::path::Path) -> Result<Vec<RecordBatch>, ParquetError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files).map_err(|e| ParquetError::External(Box::new(e)))?;
+    files.sort();
+    let mut batches = Vec::new();
+    for f in files {
+        let file = std::fs::File::open(&f).map_err(|e| ParquetError::External(Box::new(e)))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+        for b in reader {
+            batches.push(b?);
+        }
+    }
+    Ok(batches)
+}
+
+fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            collect_files(&entry.path(), out)?;
+        } else if name.ends_with(".parquet") {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_timestamp;
+
+    #[test]
+    fn partition_paths_follow_utc_calendar() {
+        let t = parse_timestamp("2024-02-29T23:59:59.999Z").unwrap();
+        assert_eq!(partition_path(t, false), "year=2024/month=02/day=29/hour=23");
+        assert_eq!(partition_path(t, true), "year=2024/month=02/day=29");
+        assert_eq!(partition_path(EventTime(0), false), "year=1970/month=01/day=01/hour=00");
+    }
+
+    #[test]
+    fn window_rows_round_trip_through_parquet() {
+        let start = parse_timestamp("2025-11-03T10:15:00Z").unwrap();
+        let rows = vec![WindowRow {
+            window_start: start,
+            device_type: DeviceType::Light,
+            event_count: 3,
+            avg_duration: 1.5,
+            min_duration: 1.0,
+            max_duration: 2.0,
+            avg_value: -4.25,
+            p95_duration: 2.0,
+        }];
+        let bytes = encode_parquet(&WindowRow::to_batch(&rows, EventTime(1))).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.map(|b| b.unwrap()).collect();
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.schema().fields().len(), 10);
+        let end = b.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap().value(0);
+        assert_eq!(end, start.micros() + 60_000_000);
+        let avg_value = b.column(7).as_any().downcast_ref::<Float64Array>().unwrap().value(0);
+        assert_eq!(avg_value, -4.25);
+    }
+}

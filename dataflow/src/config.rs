@@ -1,0 +1,121 @@
+//! The `dataflow` command line. Every flag a deployment sets also reads an environment
+//! variable; timely's own `-w/-n/-p/-h` keep their meaning.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command-line flags of the engine.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "dataflow",
+    version,
+    about = "Exact, deterministic streaming ETL of IoT events: partitions in, Parquet tables out.",
+    disable_help_flag = true,
+    after_help = "EXAMPLES:
+  # Generate a day of events, then process it to completion with 2 workers
+  producer --out-dir data --duration 1d --rate 10 --duplicates 0.02 --late 0.01 --invalid 0.01
+  dataflow --input data --output out --bounded -w 2
+
+  # Two processes on this machine (run both; they find each other on 127.0.0.1:2101-2102)
+  dataflow --input data --output out --bounded -w 2 -n 2 -p 0 &
+  dataflow --input data --output out --bounded -w 2 -n 2 -p 1
+
+  # A cluster from a hostfile (one host:port per line, line i = process i)
+  dataflow --input data --output out --bounded -w 4 -n 3 -p 0 -h hosts.txt
+
+Tables are written under OUT/<table>/year=YYYY/month=MM/day=DD[/hour=HH]/part-NNNNN.parquet."
+)]
+pub struct Args {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+
+    /// Input folder of `partition-<p>.jsonl` files (a path or `file://` URL).
+    #[arg(long, env = "INPUT_PATH", value_name = "DIR")]
+    pub input: Option<String>,
+
+    /// Output folder for the tables.
+    #[arg(long, env = "OUTPUT_PATH", value_name = "DIR", default_value = "./output")]
+    pub output: String,
+
+    /// Read only what is present at start, close every window and day, write, and exit.
+    #[arg(long)]
+    pub bounded: bool,
+
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "workers", env = "TIMELY_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: u16,
+
+    /// Number of processes in the cluster.
+    #[arg(short = 'n', long = "processes", env = "TIMELY_PROCESSES", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub processes: u16,
+
+    /// Index of this process, 0-based.
+    #[arg(short = 'p', long = "process", env = "TIMELY_PROCESS_INDEX", default_value_t = 0)]
+    pub process: u16,
+
+    /// File with one `host:port` per line, line i being process i (default: 127.0.0.1:2101+i).
+    #[arg(short = 'h', long = "hostfile", env = "TIMELY_HOSTFILE", value_name = "FILE")]
+    pub hostfile: Option<PathBuf>,
+
+    /// Allowed lateness L: an event earlier than (latest event time of its partition − L) is late.
+    #[arg(long, env = "ALLOWED_LATENESS", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub allowed_lateness: Duration,
+
+    /// How long an event id is remembered after its event time, for dedup.
+    #[arg(long, env = "DEDUP_HORIZON", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub dedup_horizon: Duration,
+
+    /// Event-time period between provisional daily p95 values.
+    #[arg(long, env = "DAILY_REFRESH", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub daily_refresh: Duration,
+
+    /// Log every provisional (not yet final) daily p95 value.
+    #[arg(long)]
+    pub show_provisional: bool,
+
+    /// Messages larger than this many bytes are rejected as `oversize`.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = connectors::parse::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+
+    /// Largest number of rows in one part file.
+    #[arg(long, env = "ROWS_PER_FILE", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rows_per_file: u64,
+
+    /// Show a live progress line on stderr: auto (when stderr is a terminal), always, never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub progress: String,
+}
+
+impl Args {
+    /// The timely communication configuration these flags describe.
+    pub fn communication(&self) -> anyhow::Result<timely::CommunicationConfig> {
+        let (threads, processes, process) = (usize::from(self.workers), usize::from(self.processes), usize::from(self.process));
+        if process >= processes {
+            anyhow::bail!("-p {process} is out of range for -n {processes}: the process index must be below the process count");
+        }
+        if processes == 1 {
+            return Ok(if threads == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(threads) });
+        }
+        let addresses = match &self.hostfile {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read the hostfile {}: {e} (pass -h FILE with one host:port per line)", path.display()))?;
+                let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                if hosts.len() < processes {
+                    anyhow::bail!("the hostfile {} lists {} hosts but -n is {processes}: add one host:port line per process", path.display(), hosts.len());
+                }
+                hosts[..processes].to_vec()
+            }
+            None => (0..processes).map(|i| format!("127.0.0.1:{}", 2101 + i)).collect(),
+        };
+        Ok(timely::CommunicationConfig::Cluster { threads, process, addresses, report: false, zerocopy: false })
+    }
+
+    /// Minutes in a duration, at least `min`.
+    pub fn minutes(d: Duration, min: u64) -> u64 {
+        (d.as_secs() / 60).max(min)
+    }
+}

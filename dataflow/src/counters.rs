@@ -1,0 +1,70 @@
+//! Process-wide counters of what the dataflow has done, for the bounded-run summary and
+//! the live progress line. Operators add to them once per batch, never per record.
+//! (The Prometheus exposition of the same quantities is built on these.)
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use connectors::parse::RejectReason;
+
+/// Counters shared by every worker of one process.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages (lines) read from the source.
+    pub read: AtomicU64,
+    /// Bytes read from the source.
+    pub bytes_read: AtomicU64,
+    /// Valid, on-time events (before deduplication).
+    pub accepted: AtomicU64,
+    /// Rejected messages, indexed like [`RejectReason::ALL`].
+    pub rejected: [AtomicU64; 15],
+    /// Valid events behind their partition's watermark.
+    pub late: AtomicU64,
+    /// Accepted events dropped as copies of an earlier event id.
+    pub duplicates: AtomicU64,
+    /// Rows written per table: events, windows, daily_p95, late, rejected.
+    pub rows_written: [AtomicU64; 5],
+    /// Part files written.
+    pub files_written: AtomicU64,
+    /// Bytes of part files written.
+    pub bytes_written: AtomicU64,
+    /// The least event-time watermark over this process's partitions, in microseconds
+    /// (`i64::MIN` before any event).
+    pub watermark_micros: AtomicI64,
+}
+
+impl Counters {
+    /// Fresh counters.
+    pub fn new() -> Self {
+        let c = Counters::default();
+        c.watermark_micros.store(i64::MIN, Relaxed);
+        c
+    }
+    /// Adds `n` to the counter of `reason`.
+    pub fn add_rejected(&self, reason: RejectReason, n: u64) {
+        let i = RejectReason::ALL.iter().position(|r| *r == reason).expect("reason is in ALL");
+        self.rejected[i].fetch_add(n, Relaxed);
+    }
+    /// Total rejected messages.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.iter().map(|c| c.load(Relaxed)).sum()
+    }
+}
+
+/// Index of each table in [`Counters::rows_written`].
+pub fn table_index(name: &str) -> usize {
+    match name {
+        "events" => 0,
+        "windows" => 1,
+        "daily_p95" => 2,
+        "late" => 3,
+        _ => 4,
+    }
+}
+
+/// Peak resident set size of this process in bytes (`VmHWM`), if the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,14 @@
+//! The iot-etl engine: a timely/differential dataflow from partitioned messages (files or
+//! Kafka) to exact, deterministic Parquet tables.
+//!
+//! - [`operators`]: the steps of the dataflow, one per file;
+//! - [`pipeline`]: assembles them into the dataflow every worker runs;
+//! - [`config`]: the command line;
+//! - [`counters`], [`stats`]: shared counters and exact statistics.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod counters;
+pub mod operators;
+pub mod pipeline;
+pub mod stats;

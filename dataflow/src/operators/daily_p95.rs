@@ -1,0 +1,159 @@
+//! The daily p95 per device type, maintained continuously and finalized at midnight.
+//!
+//! Semantics, per UTC date and device type, over the distinct accepted events of that day,
+//! and only where there are at least [`MIN_EVENTS`] of them:
+//! - μ = mean of `event_duration`, σ = sample standard deviation (n − 1);
+//! - kept = the values with |x − μ| ≤ 3σ; `outliers_removed` = n − kept;
+//! - p95 = nearest rank: the kept value at 1-based rank ⌈0.95·k⌉ in ascending order;
+//! - `avg_kept_duration` = mean of the kept values.
+//!
+//! Exact, not approximate: the whole day's multiset is held (sorted, with multiplicities) in
+//! a differential arrangement, and `reduce` recomputes a group from it whenever it changes.
+//! Inputs are delayed to the end of their refresh period (an hour of event time by default),
+//! so a provisional value exists, and is logged, once per period while the day is open; the
+//! final row is emitted once, when the frontier passes the day's last minute. Every input is
+//! retracted at the next midnight, so closed days leave the arrangement.
+
+use std::collections::BTreeMap;
+
+use connectors::schema::DeviceType;
+use connectors::sink::{DailyRow, EventRow};
+use differential_dataflow::collection::vec::Collection as VecCollection;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::StreamVec;
+
+use crate::stats::{p95_rank, value_at_rank, Sum};
+
+/// The least number of distinct accepted events a (date, type) needs to get a row.
+pub const MIN_EVENTS: i64 = 500;
+/// Minutes in a day.
+const DAY_MINUTES: u64 = 24 * 60;
+
+/// Daily statistics with floats as bit patterns, so that differential can order them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct DailyStats {
+    event_count: i64,
+    kept_count: i64,
+    mean: u64,
+    stddev: u64,
+    p95: u64,
+    avg_kept: u64,
+}
+
+/// The daily p95 operator on the collection of distinct accepted events.
+pub trait DailyP95<'s> {
+    /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
+    /// event-time period of provisional values; `log_provisional` logs each one.
+    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow>;
+}
+
+impl<'s> DailyP95<'s> for VecCollection<'s, u64, EventRow> {
+    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow> {
+        let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
+        let keyed = self.map(|r| ((r.event.timestamp.day(), r.event.device_type), r.event.event_duration.to_bits()));
+        // End of the refresh period, never past the day's last minute: monotone and >= m.
+        let period_end = move |m: &u64| ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1);
+        let next_midnight = |m: &u64| (m / DAY_MINUTES + 1) * DAY_MINUTES;
+        keyed
+            .clone()
+            .delay(period_end)
+            .concat(keyed.negate().delay(next_midnight))
+            .reduce_named("DailyP95", |_key: &(i32, DeviceType), vals: &[(&u64, isize)], out: &mut Vec<(DailyStats, isize)>| {
+                if let Some(stats) = daily_stats(vals) {
+                    out.push((stats, 1));
+                }
+            })
+            .inner
+            .unary_frontier(Pipeline, "DailyFinalize", move |_cap, _info| {
+                // Per day: a capability at its last minute, and each key's accumulated updates.
+                type Updates = Vec<(DailyStats, isize)>;
+                let mut days: BTreeMap<i32, (Capability<u64>, BTreeMap<DeviceType, Updates>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        for (((day, ty), stats), time, diff) in data.drain(..) {
+                            let last_minute = (day as u64 + 1) * DAY_MINUTES - 1;
+                            if time > last_minute {
+                                continue; // the retraction of a closed day
+                            }
+                            let entry = days.entry(day).or_insert_with(|| (cap.delayed(&last_minute, 0), BTreeMap::new()));
+                            let updates = entry.1.entry(ty).or_default();
+                            updates.push((stats, diff));
+                            differential_dataflow::consolidation::consolidate(updates);
+                            if log_provisional {
+                                if let Some((s, _)) = updates.iter().find(|(_, d)| *d > 0) {
+                                    let row = to_row(day, ty, s);
+                                    tracing::info!(date = day, device_type = %ty, as_of_minute = time, event_count = row.event_count,
+                                        p95_duration = row.p95_duration, mean_duration = row.mean_duration, "daily p95 provisional");
+                                }
+                            }
+                        }
+                    });
+                    while let Some(entry) = days.first_entry() {
+                        let day = *entry.key();
+                        let last_minute = (day as u64 + 1) * DAY_MINUTES - 1;
+                        if frontier.less_equal(&last_minute) {
+                            break;
+                        }
+                        let (cap, types) = entry.remove();
+                        let mut session = output.session(&cap);
+                        for (ty, updates) in types {
+                            for (stats, diff) in updates {
+                                debug_assert_eq!(diff, 1, "one final value per day and type");
+                                if diff > 0 {
+                                    session.give(to_row(day, ty, &stats));
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+    }
+}
+
+fn to_row(date: i32, device_type: DeviceType, s: &DailyStats) -> DailyRow {
+    DailyRow {
+        date,
+        device_type,
+        event_count: s.event_count,
+        kept_count: s.kept_count,
+        outliers_removed: s.event_count - s.kept_count,
+        mean_duration: f64::from_bits(s.mean),
+        stddev_duration: f64::from_bits(s.stddev),
+        p95_duration: f64::from_bits(s.p95),
+        avg_kept_duration: f64::from_bits(s.avg_kept),
+    }
+}
+
+/// The statistics of one day's sorted durations, `None` below [`MIN_EVENTS`].
+fn daily_stats(vals: &[(&u64, isize)]) -> Option<DailyStats> {
+    let n: i64 = vals.iter().map(|&(_, c)| c as i64).sum();
+    if n < MIN_EVENTS {
+        return None;
+    }
+    let xs = || vals.iter().map(|&(&b, c)| (f64::from_bits(b), c as i64));
+    let mut sum = Sum::default();
+    for (x, c) in xs() {
+        sum.add_n(x, c);
+    }
+    let mean = sum.value() / n as f64;
+    let mut squares = Sum::default();
+    for (x, c) in xs() {
+        squares.add_n((x - mean) * (x - mean), c);
+    }
+    let stddev = (squares.value() / (n - 1) as f64).sqrt();
+    let kept = || xs().filter(move |(x, _)| (x - mean).abs() <= 3.0 * stddev);
+    let (mut k, mut kept_sum) = (0i64, Sum::default());
+    for (x, c) in kept() {
+        k += c;
+        kept_sum.add_n(x, c);
+    }
+    Some(DailyStats {
+        event_count: n,
+        kept_count: k,
+        mean: mean.to_bits(),
+        stddev: stddev.to_bits(),
+        p95: value_at_rank(kept(), p95_rank(k)).to_bits(),
+        avg_kept: (kept_sum.value() / k as f64).to_bits(),
+    })
+}

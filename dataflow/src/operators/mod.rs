@@ -1,0 +1,13 @@
+//! The dataflow's operators, one per file, each with a header stating what it means.
+//!
+//! In pipeline order: [`source`] (read partitions, [`validate`], [`lateness`]),
+//! [`dedup`], [`windows`], [`daily_p95`], and [`sink`] for every table.
+//! Dataflow time is the event-time minute (`u64` minutes since the Unix epoch).
+
+pub mod daily_p95;
+pub mod dedup;
+pub mod lateness;
+pub mod sink;
+pub mod source;
+pub mod validate;
+pub mod windows;

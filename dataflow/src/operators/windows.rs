@@ -1,0 +1,86 @@
+//! 1-minute tumbling windows per device type, each row emitted once, when final.
+//!
+//! Semantics: for every minute `[start, start + 60 s)` and device type with at least one
+//! distinct accepted event, one row: `event_count`, mean / min / max `event_duration`, mean
+//! `value`, and the exact nearest-rank p95 of `event_duration` (the value at 1-based rank
+//! ⌈0.95·n⌉ in ascending order). A row is final, and emitted, when the frontier passes the
+//! window's end; nothing is ever emitted for a window twice.
+//!
+//! Mechanics: a differential `reduce` keyed by `(minute, type)` over values
+//! `(duration bits, value bits)`, which differential presents sorted by duration (non-negative
+//! `f64`s order like their bit patterns). Each input is also retracted one minute after its
+//! window, so the arrangement forgets closed windows and memory does not grow with the stream;
+//! only the insertions' output (the `+1` updates at the window's own minute) is emitted.
+
+use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
+use connectors::sink::{EventRow, WindowRow};
+use differential_dataflow::collection::vec::Collection as VecCollection;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::StreamVec;
+
+use crate::stats::{p95_rank, value_at_rank, Sum};
+
+/// Window statistics with floats as bit patterns, so that differential can order them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct Stats {
+    count: i64,
+    avg_duration: u64,
+    min_duration: u64,
+    max_duration: u64,
+    avg_value: u64,
+    p95_duration: u64,
+}
+
+/// The window operator on the collection of distinct accepted events.
+pub trait MinuteWindows<'s> {
+    /// One row per (minute, device type), emitted once the frontier passes the minute.
+    fn minute_windows(self) -> StreamVec<'s, u64, WindowRow>;
+}
+
+impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, EventRow> {
+    fn minute_windows(self) -> StreamVec<'s, u64, WindowRow> {
+        let keyed = self.map(|r| {
+            let e = r.event;
+            ((e.timestamp.minute(), e.device_type), (e.event_duration.to_bits(), e.value.to_bits()))
+        });
+        keyed
+            .clone()
+            .concat(keyed.negate().delay(|m| m + 1))
+            .reduce_named("MinuteWindows", |_key: &(u64, DeviceType), vals: &[(&(u64, u64), isize)], out: &mut Vec<(Stats, isize)>| {
+                out.push((window_stats(vals), 1));
+            })
+            .inner
+            .flat_map(|(((minute, device_type), s), _time, diff)| {
+                (diff > 0).then(|| WindowRow {
+                    window_start: EventTime(minute as i64 * MICROS_PER_MINUTE),
+                    device_type,
+                    event_count: s.count,
+                    avg_duration: f64::from_bits(s.avg_duration),
+                    min_duration: f64::from_bits(s.min_duration),
+                    max_duration: f64::from_bits(s.max_duration),
+                    avg_value: f64::from_bits(s.avg_value),
+                    p95_duration: f64::from_bits(s.p95_duration),
+                })
+            })
+    }
+}
+
+fn window_stats(vals: &[(&(u64, u64), isize)]) -> Stats {
+    let mut count = 0i64;
+    let (mut durations, mut values) = (Sum::default(), Sum::default());
+    for &(&(d, v), n) in vals {
+        let n = n as i64;
+        count += n;
+        durations.add_n(f64::from_bits(d), n);
+        values.add_n(f64::from_bits(v), n);
+    }
+    let sorted = vals.iter().map(|&(&(d, _), n)| (f64::from_bits(d), n as i64));
+    Stats {
+        count,
+        avg_duration: (durations.value() / count as f64).to_bits(),
+        min_duration: vals[0].0 .0,
+        max_duration: vals[vals.len() - 1].0 .0,
+        avg_value: (values.value() / count as f64).to_bits(),
+        p95_duration: value_at_rank(sorted, p95_rank(count)).to_bits(),
+    }
+}

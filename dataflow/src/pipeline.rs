@@ -1,0 +1,163 @@
+//! The dataflow every worker runs, and the bounded run that drives it.
+//!
+//! ```text
+//! source (read + validate + lateness) ──► rejected table
+//!        │                          └───► late table
+//!        └─ accepted ─► dedup by event_id ─► events table
+//!                                        ├─► 1-minute windows ─► windows table
+//!                                        └─► daily p95 ───────► daily_p95 table
+//! ```
+//!
+//! Dataflow time is the event-time minute. Every output is a function of each partition's
+//! message sequence alone, so any worker or process count writes the same tables.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use connectors::sink::TableStore;
+use connectors::source::Source;
+use differential_dataflow::AsCollection;
+use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::Scope;
+
+use crate::counters::Counters;
+use crate::operators::daily_p95::DailyP95;
+use crate::operators::dedup::DedupByEventId;
+use crate::operators::sink::{SinkConfig, WriteTable};
+use crate::operators::source::{partition_source, SourceConfig};
+use crate::operators::validate::Classified;
+use crate::operators::windows::MinuteWindows;
+
+/// Everything a worker needs to build the dataflow.
+#[derive(Clone)]
+pub struct PipelineConfig {
+    /// Where messages come from.
+    pub source: Arc<dyn Source>,
+    /// Where tables go.
+    pub store: Arc<dyn TableStore>,
+    /// How the source reads.
+    pub source_config: SourceConfig,
+    /// How long an event id is remembered after its event time, in minutes.
+    pub dedup_horizon_minutes: u64,
+    /// Event-time period of provisional daily values, in minutes.
+    pub daily_refresh_minutes: u64,
+    /// Log each provisional daily value.
+    pub log_provisional: bool,
+    /// Largest number of rows in one part file.
+    pub rows_per_file: usize,
+}
+
+/// Builds the dataflow in `scope`.
+pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<()> {
+    let sink = SinkConfig { store: Arc::clone(&config.store), rows_per_file: config.rows_per_file, counters: Arc::clone(&counters) };
+    let records = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
+    let mut parts = records.partition(3, |r: Classified| {
+        let port = match &r {
+            Classified::Accepted(_) => 0,
+            Classified::Late(_) => 1,
+            Classified::Rejected(_) => 2,
+        };
+        (port, r)
+    });
+    let rejected = parts.pop().expect("three parts");
+    let late = parts.pop().expect("three parts");
+    let accepted = parts.pop().expect("three parts");
+    rejected.flat_map(|r| if let Classified::Rejected(r) = r { Some(r) } else { None }).write_table(sink.clone());
+    late.flat_map(|r| if let Classified::Late(r) = r { Some(r) } else { None }).write_table(sink.clone());
+
+    let distinct = accepted
+        .flat_map(|r| if let Classified::Accepted(r) = r { let m = r.event.timestamp.minute(); Some((r, m, 1isize)) } else { None })
+        .as_collection()
+        .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
+    distinct.clone().inner.map(|(row, _, _)| row).write_table(sink.clone());
+    distinct.clone().minute_windows().write_table(sink.clone());
+    distinct.daily_p95(config.daily_refresh_minutes, config.log_provisional).write_table(sink);
+    Ok(())
+}
+
+/// What a run did, as counted by this process.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Messages read.
+    pub read: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Valid on-time events, before dedup.
+    pub accepted: u64,
+    /// Rejected messages per reason code (only reasons that occurred).
+    pub rejected: Vec<(&'static str, u64)>,
+    /// Late events.
+    pub late: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Rows written per table, in the order events, windows, daily_p95, late, rejected.
+    pub rows_written: [u64; 5],
+    /// Part files written.
+    pub files_written: u64,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Peak resident set size in bytes, if known.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl RunSummary {
+    /// Reads the counters.
+    pub fn from_counters(c: &Counters, seconds: f64) -> Self {
+        use std::sync::atomic::Ordering::Relaxed;
+        RunSummary {
+            read: c.read.load(Relaxed),
+            bytes_read: c.bytes_read.load(Relaxed),
+            accepted: c.accepted.load(Relaxed),
+            rejected: connectors::parse::RejectReason::ALL
+                .iter()
+                .zip(&c.rejected)
+                .map(|(r, n)| (r.as_str(), n.load(Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            late: c.late.load(Relaxed),
+            duplicates: c.duplicates.load(Relaxed),
+            rows_written: std::array::from_fn(|i| c.rows_written[i].load(Relaxed)),
+            files_written: c.files_written.load(Relaxed),
+            seconds,
+            peak_rss_bytes: crate::counters::peak_rss_bytes(),
+        }
+    }
+}
+
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [events, windows, days, late_rows, rejected_rows] = self.rows_written;
+        writeln!(f, "lines read      {:>12}  ({:.0} lines/s, {:.1} MB/s)", self.read, self.read as f64 / self.seconds, self.bytes_read as f64 / self.seconds / 1e6)?;
+        writeln!(f, "accepted        {:>12}  (on time, before dedup)", self.accepted)?;
+        writeln!(f, "duplicates      {:>12}", self.duplicates)?;
+        writeln!(f, "late            {:>12}", self.late)?;
+        let rejected: u64 = self.rejected.iter().map(|(_, n)| n).sum();
+        writeln!(f, "rejected        {:>12}", rejected)?;
+        for (reason, n) in &self.rejected {
+            writeln!(f, "  {reason:<24}{n:>8}")?;
+        }
+        writeln!(f, "rows written    events {events}, windows {windows}, daily_p95 {days}, late {late_rows}, rejected {rejected_rows} ({} files)", self.files_written)?;
+        write!(f, "elapsed         {:.2} s, peak RSS {}", self.seconds, self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6)))
+    }
+}
+
+/// Runs the dataflow on `communication` until the (bounded) input is exhausted and every
+/// table is written; returns this process's summary.
+pub fn run(config: PipelineConfig, communication: timely::CommunicationConfig, counters: Arc<Counters>) -> anyhow::Result<RunSummary> {
+    let start = Instant::now();
+    let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
+    let c = Arc::clone(&counters);
+    let guards = timely::execute(timely_config, move |worker| {
+        let c = Arc::clone(&c);
+        worker.dataflow::<u64, _, _>(|scope| build(scope, &config, c))
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the timely workers: {e}"))?;
+    for result in guards.join() {
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(panic) => anyhow::bail!("a worker failed: {panic}"),
+        }
+    }
+    Ok(RunSummary::from_counters(&counters, start.elapsed().as_secs_f64()))
+}
