@@ -7,8 +7,9 @@
 //! has passed that minute, so the output is the same for every interleaving of partitions and
 //! every worker count.
 //!
-//! State is retired as the frontier advances: the id of an event at minute `m` is forgotten
-//! once the frontier passes `m + horizon`. A later copy of a forgotten id could only be
+//! State is retired as the frontier advances: the id of an event kept at minute `m` is
+//! forgotten once the frontier passes `m + horizon`, so a copy at minute `m2` is a duplicate
+//! exactly when `m2 ≤ m + horizon` (and is kept as a new first copy otherwise). A later copy of a forgotten id could only be
 //! on time if its event time were more than the horizon after the first (a byte copy of it
 //! would be late and never reach dedup), so memory is bounded by the ids of the last
 //! `horizon` of event time, not by the length of the stream.
@@ -71,6 +72,16 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                             break;
                         }
                         let (cap, mut rows) = entry.remove();
+                        // Forget ids whose horizon ends before this minute, and only those, so
+                        // the outcome does not depend on how far the frontier jumped.
+                        while let Some(r) = retire.first_entry() {
+                            if *r.key() >= minute {
+                                break;
+                            }
+                            for id in r.remove() {
+                                seen.remove(&id);
+                            }
+                        }
                         rows.sort_by(|a, b| (a.event.timestamp, a.position).cmp(&(b.event.timestamp, b.position)));
                         let mut session = output.session(&cap);
                         for row in rows {
