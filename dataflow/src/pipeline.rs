@@ -28,6 +28,31 @@ use crate::operators::source::{partition_source, SourceConfig};
 use crate::operators::validate::Classified;
 use crate::operators::windows::MinuteWindows;
 
+/// What the aggregates need of a distinct event: small and `Copy`.
+#[derive(Copy, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Measurement {
+    /// Event time.
+    pub timestamp: connectors::schema::EventTime,
+    /// Device type.
+    pub device_type: connectors::schema::DeviceType,
+    /// `event_duration`, milliseconds.
+    pub duration: f64,
+    /// `value`.
+    pub value: f64,
+}
+
+impl Measurement {
+    /// The measurement of an event row.
+    pub fn of(row: &connectors::sink::EventRow) -> Self {
+        Measurement { timestamp: row.event.timestamp, device_type: row.event.device_type, duration: row.event.event_duration, value: row.event.value }
+    }
+}
+
+enum Split {
+    Row(connectors::sink::EventRow),
+    Measurement((Measurement, u64, isize)),
+}
+
 /// Everything a worker needs to build the dataflow.
 #[derive(Clone)]
 pub struct PipelineConfig {
@@ -69,9 +94,20 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         .flat_map(|r| if let Classified::Accepted(r) = r { let m = r.event.timestamp.minute(); Some((r, m, 1isize)) } else { None })
         .as_collection()
         .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
-    distinct.clone().inner.map(|(row, _, _)| row).write_table(sink.clone());
-    distinct.clone().minute_windows().write_table(sink.clone());
-    distinct.daily_p95(config.daily_refresh_minutes, config.log_provisional).write_table(sink);
+    // Split each distinct event into its row (for the events table) and its measurement (for
+    // the aggregates) in one pass, so no event is cloned for the three consumers.
+    let mut split = distinct
+        .inner
+        .flat_map(|(row, minute, diff)| [Split::Measurement((Measurement::of(&row), minute, diff)), Split::Row(row)])
+        .partition(2, |s| (matches!(s, Split::Measurement(_)) as u64, s));
+    let measurements = split
+        .pop()
+        .expect("two parts")
+        .flat_map(|s| if let Split::Measurement(m) = s { Some(m) } else { None })
+        .as_collection();
+    split.pop().expect("two parts").flat_map(|s| if let Split::Row(r) = s { Some(r) } else { None }).write_table(sink.clone());
+    measurements.clone().minute_windows().write_table(sink.clone());
+    measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional).write_table(sink);
     Ok(())
 }
 

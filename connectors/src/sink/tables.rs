@@ -36,13 +36,15 @@ pub trait Table: Sized {
     /// The Arrow schema of the table's files (hive partition columns are not in the files).
     fn schema() -> SchemaRef;
     /// Columns of `rows` in schema order; `processing_time` is the same for every row.
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch;
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch;
     /// The instant whose hour (or day, for `daily_p95`) names the row's hive partition.
     fn partition_time(&self) -> EventTime;
     /// Whether the table is partitioned by day only (no `hour=` level).
     const DAILY: bool = false;
-    /// Sorts rows into their deterministic in-file order.
-    fn sort(rows: &mut [Self]);
+    /// The key that orders rows within a file (unique per row).
+    type SortKey: Ord;
+    /// This row's sort key.
+    fn sort_key(&self) -> Self::SortKey;
 }
 
 /// The hive partition folder (`year=YYYY/month=MM/day=DD[/hour=HH]`) of an instant.
@@ -205,7 +207,7 @@ impl Table for EventRow {
         fields.push(ts_field("processing_time", false));
         Arc::new(Schema::new(fields))
     }
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch {
         let mut cols = event_columns(rows.iter().map(|r| (&r.position, &r.event)));
         cols.push(ts_array(rows.iter().map(|_| processing_time.micros())));
         batch(Self::schema(), cols)
@@ -213,8 +215,9 @@ impl Table for EventRow {
     fn partition_time(&self) -> EventTime {
         self.event.timestamp
     }
-    fn sort(rows: &mut [Self]) {
-        rows.sort_by_key(|r| (r.event.timestamp, r.position));
+    type SortKey = (EventTime, Position);
+    fn sort_key(&self) -> Self::SortKey {
+        (self.event.timestamp, self.position)
     }
 }
 
@@ -226,7 +229,7 @@ impl Table for LateRow {
         fields.push(ts_field("processing_time", false));
         Arc::new(Schema::new(fields))
     }
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch {
         let mut cols = event_columns(rows.iter().map(|r| (&r.position, &r.event)));
         cols.push(ts_array(rows.iter().map(|r| r.watermark.micros())));
         cols.push(ts_array(rows.iter().map(|_| processing_time.micros())));
@@ -235,8 +238,9 @@ impl Table for LateRow {
     fn partition_time(&self) -> EventTime {
         EventTime(self.watermark.micros().max(0))
     }
-    fn sort(rows: &mut [Self]) {
-        rows.sort_by_key(|r| r.position);
+    type SortKey = Position;
+    fn sort_key(&self) -> Self::SortKey {
+        self.position
     }
 }
 
@@ -251,7 +255,7 @@ impl Table for RejectedRow {
             ts_field("processing_time", false),
         ]))
     }
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch {
         let mut raw = BinaryBuilder::new();
         for r in rows {
             raw.append_value(&r.raw);
@@ -270,8 +274,9 @@ impl Table for RejectedRow {
     fn partition_time(&self) -> EventTime {
         self.filed_under
     }
-    fn sort(rows: &mut [Self]) {
-        rows.sort_by_key(|r| r.position);
+    type SortKey = Position;
+    fn sort_key(&self) -> Self::SortKey {
+        self.position
     }
 }
 
@@ -291,7 +296,7 @@ impl Table for WindowRow {
             ts_field("processing_time", false),
         ]))
     }
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch {
         batch(
             Self::schema(),
             vec![
@@ -311,8 +316,9 @@ impl Table for WindowRow {
     fn partition_time(&self) -> EventTime {
         self.window_start
     }
-    fn sort(rows: &mut [Self]) {
-        rows.sort_by_key(|r| (r.window_start, r.device_type));
+    type SortKey = (EventTime, DeviceType);
+    fn sort_key(&self) -> Self::SortKey {
+        (self.window_start, self.device_type)
     }
 }
 
@@ -333,7 +339,7 @@ impl Table for DailyRow {
             ts_field("processing_time", false),
         ]))
     }
-    fn to_batch(rows: &[Self], processing_time: EventTime) -> RecordBatch {
+    fn to_batch(rows: &[&Self], processing_time: EventTime) -> RecordBatch {
         batch(
             Self::schema(),
             vec![
@@ -353,8 +359,9 @@ impl Table for DailyRow {
     fn partition_time(&self) -> EventTime {
         EventTime(i64::from(self.date) * MICROS_PER_DAY)
     }
-    fn sort(rows: &mut [Self]) {
-        rows.sort_by_key(|r| (r.date, r.device_type));
+    type SortKey = (i32, DeviceType);
+    fn sort_key(&self) -> Self::SortKey {
+        (self.date, self.device_type)
     }
 }
 
@@ -434,7 +441,7 @@ mod tests {
             avg_value: -4.25,
             p95_duration: 2.0,
         }];
-        let bytes = encode_parquet(&WindowRow::to_batch(&rows, EventTime(1))).unwrap();
+        let bytes = encode_parquet(&WindowRow::to_batch(&rows.iter().collect::<Vec<_>>(), EventTime(1))).unwrap();
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
             .unwrap()
             .build()

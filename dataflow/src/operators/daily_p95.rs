@@ -17,12 +17,13 @@
 use std::collections::BTreeMap;
 
 use connectors::schema::DeviceType;
-use connectors::sink::{DailyRow, EventRow};
+use connectors::sink::DailyRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
+use crate::pipeline::Measurement;
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
 /// The least number of distinct accepted events a (date, type) needs to get a row.
@@ -41,17 +42,17 @@ pub struct DailyStats {
     avg_kept: u64,
 }
 
-/// The daily p95 operator on the collection of distinct accepted events.
+/// The daily p95 operator on the collection of distinct accepted events' measurements.
 pub trait DailyP95<'s> {
     /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
     /// event-time period of provisional values; `log_provisional` logs each one.
     fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow>;
 }
 
-impl<'s> DailyP95<'s> for VecCollection<'s, u64, EventRow> {
+impl<'s> DailyP95<'s> for VecCollection<'s, u64, Measurement> {
     fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow> {
         let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
-        let keyed = self.map(|r| ((r.event.timestamp.day(), r.event.device_type), r.event.event_duration.to_bits()));
+        let keyed = self.map(|e| ((e.timestamp.day(), e.device_type), e.duration.to_bits()));
         // End of the refresh period, never past the day's last minute: monotone and >= m.
         let period_end = move |m: &u64| ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1);
         let next_midnight = |m: &u64| (m / DAY_MINUTES + 1) * DAY_MINUTES;

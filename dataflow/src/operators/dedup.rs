@@ -17,12 +17,14 @@
 //! The input is an insert-only differential collection of accepted events (every update
 //! `+1`); the output is an insert-only collection of distinct events, exchanged by event id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use connectors::schema::{EventTime, Position};
 use connectors::sink::EventRow;
+use rustc_hash::FxHashMap;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
 use timely::dataflow::channels::pact::Exchange;
@@ -52,7 +54,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                 // Records waiting for the frontier to pass their minute, with a capability for it.
                 let mut pending: BTreeMap<u64, (Capability<u64>, Vec<EventRow>)> = BTreeMap::new();
                 // Ids seen, with the minute that retires them.
-                let mut seen: HashMap<String, u64> = HashMap::new();
+                let mut seen: FxHashMap<String, u64> = FxHashMap::default();
                 let mut retire: BTreeMap<u64, Vec<String>> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
@@ -82,9 +84,13 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                                 seen.remove(&id);
                             }
                         }
-                        rows.sort_by(|a, b| (a.event.timestamp, a.position).cmp(&(b.event.timestamp, b.position)));
+                        // Visit in (event time, partition, offset) order without moving rows around.
+                        let mut order: Vec<(EventTime, Position, usize)> =
+                            rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)).collect();
+                        order.sort_unstable();
+                        let mut slots: Vec<Option<EventRow>> = rows.drain(..).map(Some).collect();
                         let mut session = output.session(&cap);
-                        for row in rows {
+                        for row in order.into_iter().filter_map(|(_, _, i)| slots[i].take()) {
                             if seen.contains_key(row.event.event_id.as_ref()) {
                                 duplicates += 1;
                                 continue;

@@ -46,12 +46,23 @@ where
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
         let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
         let exchange = Exchange::new(move |r: &R| period(r) as u64);
-        let mut buffered: BTreeMap<i64, Vec<R>> = BTreeMap::new();
+        // Per period, the containers of rows received (whole containers are kept when they
+        // hold one period, as they usually do, so rows are not moved one by one).
+        let mut buffered: BTreeMap<i64, Vec<Vec<R>>> = BTreeMap::new();
         let table = table_index(R::NAME);
         self.sink(exchange, &format!("Write {}", R::NAME), move |(input, frontier)| {
             input.for_each(|_cap, data| {
-                for row in data.drain(..) {
-                    buffered.entry(period(&row)).or_default().push(row);
+                let Some(first) = data.first().map(&period) else { return };
+                if data.iter().all(|r| period(r) == first) {
+                    buffered.entry(first).or_default().push(std::mem::take(data));
+                } else {
+                    for row in data.drain(..) {
+                        let rows = buffered.entry(period(&row)).or_default();
+                        match rows.last_mut() {
+                            Some(last) => last.push(row),
+                            None => rows.push(vec![row]),
+                        }
+                    }
                 }
             });
             // A period is complete when no time before its end can still arrive.
@@ -61,8 +72,9 @@ where
                     break;
                 }
                 let start = EventTime(*entry.key() * period_micros);
-                let mut rows = entry.remove();
-                R::sort(&mut rows);
+                let containers = entry.remove();
+                let mut rows: Vec<&R> = containers.iter().flatten().collect();
+                rows.sort_unstable_by_key(|r| r.sort_key());
                 let folder = format!("{}/{}", R::NAME, partition_path(start, R::DAILY));
                 let now = EventTime(chrono::Utc::now().timestamp_micros());
                 for (i, chunk) in rows.chunks(config.rows_per_file.max(1)).enumerate() {

@@ -13,7 +13,9 @@
 //! only the insertions' output (the `+1` updates at the window's own minute) is emitted.
 
 use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
-use connectors::sink::{EventRow, WindowRow};
+use connectors::sink::WindowRow;
+
+use crate::pipeline::Measurement;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
@@ -31,18 +33,15 @@ struct Stats {
     p95_duration: u64,
 }
 
-/// The window operator on the collection of distinct accepted events.
+/// The window operator on the collection of distinct accepted events' measurements.
 pub trait MinuteWindows<'s> {
     /// One row per (minute, device type), emitted once the frontier passes the minute.
     fn minute_windows(self) -> StreamVec<'s, u64, WindowRow>;
 }
 
-impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, EventRow> {
+impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, Measurement> {
     fn minute_windows(self) -> StreamVec<'s, u64, WindowRow> {
-        let keyed = self.map(|r| {
-            let e = r.event;
-            ((e.timestamp.minute(), e.device_type), (e.event_duration.to_bits(), e.value.to_bits()))
-        });
+        let keyed = self.map(|e| ((e.timestamp.minute(), e.device_type), (e.duration.to_bits(), e.value.to_bits())));
         keyed
             .clone()
             .concat(keyed.negate().delay(|m| m + 1))
