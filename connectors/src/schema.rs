@@ -144,20 +144,51 @@ pub struct Event<'a> {
 pub type OwnedEvent = Event<'static>;
 
 impl Event<'_> {
-    /// Detaches the event from the message bytes it was parsed from.
+    /// Detaches the event from the message bytes it was parsed from. Low-cardinality strings
+    /// (`device_id`, `location`, `firmware`) are interned, so they cost no allocation.
     pub fn into_owned(self) -> OwnedEvent {
         Event {
             event_id: Cow::Owned(self.event_id.into_owned()),
-            device_id: Cow::Owned(self.device_id.into_owned()),
+            device_id: intern(self.device_id),
             device_type: self.device_type,
             timestamp: self.timestamp,
             event_duration: self.event_duration,
             value: self.value,
             status: self.status,
-            location: self.location.map(|s| Cow::Owned(s.into_owned())),
-            firmware: self.firmware.map(|s| Cow::Owned(s.into_owned())),
+            location: self.location.map(intern),
+            firmware: self.firmware.map(intern),
         }
     }
+}
+
+/// How many distinct strings one thread interns before it falls back to allocating; bounds
+/// the memory an adversarial stream of distinct ids can pin.
+const INTERN_CAPACITY: usize = 4096;
+/// Longest string that is interned.
+const INTERN_MAX_LEN: usize = 64;
+
+thread_local! {
+    static INTERNED: std::cell::RefCell<std::collections::HashSet<&'static str>> = Default::default();
+}
+
+/// A `'static` copy of `s`, shared with every earlier equal string of this thread, or an
+/// owned copy once the thread's interner is full.
+pub fn intern(s: Cow<'_, str>) -> Cow<'static, str> {
+    if s.len() > INTERN_MAX_LEN {
+        return Cow::Owned(s.into_owned());
+    }
+    INTERNED.with(|set| {
+        let mut set = set.borrow_mut();
+        if let Some(found) = set.get(s.as_ref()) {
+            return Cow::Borrowed(*found);
+        }
+        if set.len() >= INTERN_CAPACITY {
+            return Cow::Owned(s.into_owned());
+        }
+        let leaked: &'static str = Box::leak(s.into_owned().into_boxed_str());
+        set.insert(leaked);
+        Cow::Borrowed(leaked)
+    })
 }
 
 /// Where a message came from: its partition and its offset within the partition (the Kafka
@@ -199,6 +230,18 @@ mod tests {
         }
         assert_eq!(DeviceType::from_str_exact("Temperature"), None);
         assert_eq!(Status::from_str_exact(""), None);
+    }
+
+    #[test]
+    fn interning_shares_equal_strings() {
+        let a = intern(Cow::Borrowed("device-001"));
+        let b = intern(Cow::Owned("device-001".to_owned()));
+        match (a, b) {
+            (Cow::Borrowed(x), Cow::Borrowed(y)) => assert!(std::ptr::eq(x, y)),
+            other => panic!("not interned: {other:?}"),
+        }
+        let long = "x".repeat(INTERN_MAX_LEN + 1);
+        assert!(matches!(intern(Cow::Borrowed(&long)), Cow::Owned(_)));
     }
 
     #[test]

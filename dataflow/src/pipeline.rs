@@ -17,7 +17,6 @@ use std::time::Instant;
 use connectors::sink::TableStore;
 use connectors::source::Source;
 use differential_dataflow::AsCollection;
-use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
@@ -25,7 +24,6 @@ use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
 use crate::operators::sink::{SinkConfig, WriteTable};
 use crate::operators::source::{partition_source, SourceConfig};
-use crate::operators::validate::Classified;
 use crate::operators::windows::MinuteWindows;
 
 /// What the aggregates need of a distinct event: small and `Copy`.
@@ -46,11 +44,6 @@ impl Measurement {
     pub fn of(row: &connectors::sink::EventRow) -> Self {
         Measurement { timestamp: row.event.timestamp, device_type: row.event.device_type, duration: row.event.event_duration, value: row.event.value }
     }
-}
-
-enum Split {
-    Row(connectors::sink::EventRow),
-    Measurement((Measurement, u64, isize)),
 }
 
 /// Everything a worker needs to build the dataflow.
@@ -75,37 +68,15 @@ pub struct PipelineConfig {
 /// Builds the dataflow in `scope`.
 pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<()> {
     let sink = SinkConfig { store: Arc::clone(&config.store), rows_per_file: config.rows_per_file, counters: Arc::clone(&counters) };
-    let records = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
-    let mut parts = records.partition(3, |r: Classified| {
-        let port = match &r {
-            Classified::Accepted(_) => 0,
-            Classified::Late(_) => 1,
-            Classified::Rejected(_) => 2,
-        };
-        (port, r)
-    });
-    let rejected = parts.pop().expect("three parts");
-    let late = parts.pop().expect("three parts");
-    let accepted = parts.pop().expect("three parts");
-    rejected.flat_map(|r| if let Classified::Rejected(r) = r { Some(r) } else { None }).write_table(sink.clone());
-    late.flat_map(|r| if let Classified::Late(r) = r { Some(r) } else { None }).write_table(sink.clone());
-
-    let distinct = accepted
-        .flat_map(|r| if let Classified::Accepted(r) = r { let m = r.event.timestamp.minute(); Some((r, m, 1isize)) } else { None })
+    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
+    streams.rejected.write_table(sink.clone());
+    streams.late.write_table(sink.clone());
+    let distinct = streams
+        .accepted
         .as_collection()
         .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
-    // Split each distinct event into its row (for the events table) and its measurement (for
-    // the aggregates) in one pass, so no event is cloned for the three consumers.
-    let mut split = distinct
-        .inner
-        .flat_map(|(row, minute, diff)| [Split::Measurement((Measurement::of(&row), minute, diff)), Split::Row(row)])
-        .partition(2, |s| (matches!(s, Split::Measurement(_)) as u64, s));
-    let measurements = split
-        .pop()
-        .expect("two parts")
-        .flat_map(|s| if let Split::Measurement(m) = s { Some(m) } else { None })
-        .as_collection();
-    split.pop().expect("two parts").flat_map(|s| if let Split::Row(r) = s { Some(r) } else { None }).write_table(sink.clone());
+    distinct.rows.write_table(sink.clone());
+    let measurements = distinct.measurements;
     measurements.clone().minute_windows().write_table(sink.clone());
     measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional).write_table(sink);
     Ok(())

@@ -15,7 +15,9 @@
 //! `horizon` of event time, not by the length of the stream.
 //!
 //! The input is an insert-only differential collection of accepted events (every update
-//! `+1`); the output is an insert-only collection of distinct events, exchanged by event id.
+//! `+1`), exchanged by event id; the outputs are the distinct events as `events` table rows
+//! and, as an insert-only collection, their measurements for the aggregates (two outputs of
+//! one operator, so no event is copied for its several consumers).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -24,13 +26,18 @@ use std::sync::Arc;
 
 use connectors::schema::{EventTime, Position};
 use connectors::sink::EventRow;
-use rustc_hash::FxHashMap;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
+use rustc_hash::FxHashSet;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
+use crate::pipeline::Measurement;
 
 /// A stable hash of a string, the same in every process (used to route records).
 pub fn stable_hash(s: &str) -> u64 {
@@ -39,80 +46,96 @@ pub fn stable_hash(s: &str) -> u64 {
     h.finish()
 }
 
+/// What dedup produces: each distinct event once, as a table row and as a measurement.
+pub struct Distinct<'s> {
+    /// The distinct events, for the `events` table.
+    pub rows: StreamVec<'s, u64, EventRow>,
+    /// Their measurements, as an insert-only collection at each event's minute.
+    pub measurements: VecCollection<'s, u64, Measurement>,
+}
+
 /// The dedup operator on a collection of accepted events.
 pub trait DedupByEventId<'s> {
     /// Keeps the first copy of each event id; see the module header for the exact rule.
     /// `horizon_minutes` bounds how long an id is remembered after its event time.
-    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> VecCollection<'s, u64, EventRow>;
+    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s>;
 }
 
 impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
-    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> VecCollection<'s, u64, EventRow> {
+    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
         let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| stable_hash(&row.event.event_id));
-        self.inner
-            .unary_frontier(exchange, "DedupByEventId", move |_cap, _info| {
-                // Records waiting for the frontier to pass their minute, with a capability for it.
-                let mut pending: BTreeMap<u64, (Capability<u64>, Vec<EventRow>)> = BTreeMap::new();
-                // Ids seen, with the minute that retires them.
-                let mut seen: FxHashMap<String, u64> = FxHashMap::default();
-                let mut retire: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-                move |(input, frontier), output| {
-                    input.for_each(|cap, data| {
-                        for (row, minute, diff) in data.drain(..) {
-                            debug_assert_eq!(diff, 1, "dedup expects an insert-only collection");
-                            pending
-                                .entry(minute)
-                                .or_insert_with(|| (cap.delayed(&minute, 0), Vec::new()))
-                                .1
-                                .push(row);
-                        }
-                    });
-                    let mut duplicates = 0;
-                    while let Some(entry) = pending.first_entry() {
-                        let minute = *entry.key();
-                        if frontier.less_equal(&minute) {
-                            break;
-                        }
-                        let (cap, mut rows) = entry.remove();
-                        // Forget ids whose horizon ends before this minute, and only those, so
-                        // the outcome does not depend on how far the frontier jumped.
-                        while let Some(r) = retire.first_entry() {
-                            if *r.key() >= minute {
-                                break;
-                            }
-                            for id in r.remove() {
-                                seen.remove(&id);
-                            }
-                        }
-                        // Visit in (event time, partition, offset) order without moving rows around.
-                        let mut order: Vec<(EventTime, Position, usize)> =
-                            rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)).collect();
-                        order.sort_unstable();
-                        let mut slots: Vec<Option<EventRow>> = rows.drain(..).map(Some).collect();
-                        let mut session = output.session(&cap);
-                        for row in order.into_iter().filter_map(|(_, _, i)| slots[i].take()) {
-                            if seen.contains_key(row.event.event_id.as_ref()) {
-                                duplicates += 1;
-                                continue;
-                            }
-                            let id = row.event.event_id.to_string();
-                            seen.insert(id.clone(), minute + horizon_minutes);
-                            retire.entry(minute + horizon_minutes).or_default().push(id);
-                            session.give((row, minute, 1isize));
-                        }
+        let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
+        let mut input = builder.new_input(self.inner, exchange);
+        let (rows_out, rows) = builder.new_output();
+        let (measurements_out, measurements) = builder.new_output();
+        let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
+        let mut measurements_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(Measurement, u64, isize)>>>::from(measurements_out);
+        builder.build(move |_capabilities| {
+            // Records waiting for the frontier to pass their minute, with capabilities for it.
+            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>)> = BTreeMap::new();
+            // Ids seen, and the minute after which each is forgotten.
+            let mut seen: FxHashSet<String> = FxHashSet::default();
+            let mut retire: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+            let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
+            let mut keep: Vec<bool> = Vec::new();
+            move |frontiers| {
+                let frontier = &frontiers[0];
+                input.for_each(|cap, data| {
+                    for (row, minute, diff) in data.drain(..) {
+                        debug_assert_eq!(diff, 1, "dedup expects an insert-only collection");
+                        pending
+                            .entry(minute)
+                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::with_capacity(1024)))
+                            .1
+                            .push(row);
                     }
-                    counters.duplicates.fetch_add(duplicates, Relaxed);
-                    // Forget ids whose horizon the frontier has passed.
-                    while let Some(entry) = retire.first_entry() {
-                        if frontier.less_equal(entry.key()) {
+                });
+                let mut duplicates = 0;
+                let mut rows_out = rows_out.activate();
+                let mut measurements_out = measurements_out.activate();
+                while let Some(entry) = pending.first_entry() {
+                    let minute = *entry.key();
+                    if frontier.less_equal(&minute) {
+                        break;
+                    }
+                    let ([rows_cap, measurements_cap], mut rows) = entry.remove();
+                    // Forget ids whose horizon ends before this minute, and only those, so
+                    // the outcome does not depend on how far the frontier jumped.
+                    while let Some(r) = retire.first_entry() {
+                        if *r.key() >= minute {
                             break;
                         }
-                        for id in entry.remove() {
+                        for id in r.remove() {
                             seen.remove(&id);
                         }
                     }
+                    // Decide in (event time, partition, offset) order; emit in any order.
+                    order.clear();
+                    order.extend(rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)));
+                    order.sort_unstable();
+                    keep.clear();
+                    keep.resize(rows.len(), false);
+                    for &(_, _, i) in &order {
+                        let id = rows[i].event.event_id.as_ref();
+                        if seen.contains(id) {
+                            duplicates += 1;
+                        } else {
+                            seen.insert(id.to_owned());
+                            retire.entry(minute + horizon_minutes).or_default().push(id.to_owned());
+                            keep[i] = true;
+                        }
+                    }
+                    let mut measurements = measurements_out.session(&measurements_cap);
+                    for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
+                        measurements.give((Measurement::of(row), minute, 1isize));
+                    }
+                    drop(measurements);
+                    let mut session = rows_out.session(&rows_cap);
+                    session.give_iterator(rows.drain(..).zip(keep.iter()).filter(|(_, k)| **k).map(|(r, _)| r));
                 }
-            })
-            .as_collection()
+                counters.duplicates.fetch_add(duplicates, Relaxed);
+            }
+        });
+        Distinct { rows, measurements: measurements.as_collection() }
     }
 }

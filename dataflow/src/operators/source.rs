@@ -22,9 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source};
-use timely::dataflow::operators::generic::operator::source as timely_source;
-use timely::dataflow::operators::generic::OperatorInfo;
+use connectors::sink::{EventRow, LateRow, RejectedRow};
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Scope, StreamVec};
 
 use super::lateness::PartitionWatermark;
@@ -50,13 +51,23 @@ struct Assigned {
     ended: bool,
 }
 
+/// The three streams the source produces.
+pub struct SourceStreams<'s> {
+    /// Valid, on-time events as collection updates `(row, event minute, +1)`.
+    pub accepted: StreamVec<'s, u64, (EventRow, u64, isize)>,
+    /// Late events.
+    pub late: StreamVec<'s, u64, LateRow>,
+    /// Rejected messages.
+    pub rejected: StreamVec<'s, u64, RejectedRow>,
+}
+
 /// Builds the source operator over the partitions of `source` assigned to this worker.
 pub fn partition_source<'s>(
     scope: Scope<'s, u64>,
     source: Arc<dyn Source>,
     config: SourceConfig,
     counters: Arc<Counters>,
-) -> anyhow::Result<StreamVec<'s, u64, Classified>> {
+) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
     let mut assigned = Vec::new();
     for (i, p) in source.partitions()?.into_iter().enumerate() {
@@ -68,16 +79,28 @@ pub fn partition_source<'s>(
             });
         }
     }
-    let scope_for_activator = scope.clone();
-    Ok(timely_source::<_, CapacityContainerBuilder<Vec<Classified>>, _, _>(scope, "PartitionSource", move |capability, info: OperatorInfo| {
-        let activator = scope_for_activator.activator_for(Rc::clone(&info.address));
-        let mut capability = Some(capability);
+    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
+    let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
+    let (accepted_out, accepted) = builder.new_output();
+    let (late_out, late) = builder.new_output();
+    let (rejected_out, rejected) = builder.new_output();
+    let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
+    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
+    let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
+    builder.build(move |capabilities| {
+        // One capability per output, always at the same time.
+        let mut capabilities = Some(capabilities);
         let mut batch = MessageBatch::default();
-        let mut records: Vec<Classified> = Vec::new();
-        move |output| {
-            let Some(cap) = capability.as_mut() else { return };
+        move |_frontiers| {
+            let Some(caps) = capabilities.as_mut() else { return };
             let mut more = false;
             let mut idle = false;
+            let mut accepted_out = accepted_out.activate();
+            let mut late_out = late_out.activate();
+            let mut rejected_out = rejected_out.activate();
+            let mut accepted_session = accepted_out.session(&caps[0]);
+            let mut late_session = late_out.session(&caps[1]);
+            let mut rejected_session = rejected_out.session(&caps[2]);
             for part in assigned.iter_mut().filter(|p| !p.ended) {
                 batch.clear();
                 let status = match part.reader.poll(&mut batch, config.batch_bytes) {
@@ -89,38 +112,44 @@ pub fn partition_source<'s>(
                     PollStatus::Idle => idle = true,
                     PollStatus::Ended => part.ended = true,
                 }
-                records.clear();
                 let (mut accepted, mut late) = (0, 0);
+                // Every record's minute is at least the capabilities' (the least watermark).
                 for (pos, raw) in batch.iter() {
-                    let rec = classify(pos, raw, &mut part.watermark, config.max_message_bytes);
-                    match &rec {
-                        Classified::Accepted(_) => accepted += 1,
-                        Classified::Late(_) => late += 1,
-                        Classified::Rejected(r) => counters.add_rejected(r.reason, 1),
+                    match classify(pos, raw, &mut part.watermark, config.max_message_bytes) {
+                        Classified::Accepted(row) => {
+                            accepted += 1;
+                            let minute = row.event.timestamp.minute();
+                            accepted_session.give((row, minute, 1isize));
+                        }
+                        Classified::Late(row) => {
+                            late += 1;
+                            late_session.give(row);
+                        }
+                        Classified::Rejected(row) => {
+                            counters.add_rejected(row.reason, 1);
+                            rejected_session.give(row);
+                        }
                     }
-                    records.push(rec);
                 }
                 counters.read.fetch_add(batch.len() as u64, Relaxed);
                 counters.bytes_read.fetch_add((batch.bytes.len() + batch.len()) as u64, Relaxed);
                 counters.accepted.fetch_add(accepted, Relaxed);
                 counters.late.fetch_add(late, Relaxed);
-                if !records.is_empty() {
-                    // Every record's minute is at least the capability's (the least watermark).
-                    let mut session = output.session(&*cap);
-                    session.give_iterator(records.drain(..));
-                }
             }
+            drop((accepted_session, late_session, rejected_session));
             // Follow the least watermark of the partitions that are still open.
             let open: Vec<_> = assigned.iter().filter(|p| !p.ended).collect();
             if open.is_empty() {
-                capability = None;
+                capabilities = None;
                 return;
             }
             let least = open.iter().map(|p| p.watermark.watermark().map_or(0, |w| w.micros().max(0))).min().unwrap_or(0);
             counters.watermark_micros.fetch_max(least, Relaxed);
             let minute = connectors::schema::EventTime(least).minute();
-            if minute > *cap.time() {
-                cap.downgrade(&minute);
+            if minute > *caps[0].time() {
+                for cap in caps.iter_mut() {
+                    cap.downgrade(&minute);
+                }
             }
             if more {
                 activator.activate();
@@ -128,5 +157,6 @@ pub fn partition_source<'s>(
                 activator.activate_after(Duration::from_millis(50));
             }
         }
-    }))
+    });
+    Ok(SourceStreams { accepted, late, rejected })
 }
