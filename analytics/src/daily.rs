@@ -1,0 +1,120 @@
+//! The exact daily p95 of the design, from the `events` table in one batch pass.
+//!
+//! Per UTC date and device type, over the distinct accepted events (the `events` table is
+//! already deduplicated), and only where there are at least [`MIN_EVENTS`]:
+//! μ = mean, σ = sample standard deviation (n − 1), kept = values with |x − μ| ≤ 3σ,
+//! p95 = the kept value at 1-based rank ⌈0.95·k⌉ in ascending order.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use arrow_array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
+use connectors::schema::{DeviceType, MICROS_PER_DAY};
+use connectors::sink::DailyRow;
+
+use crate::table::{committed_files, read_columns, DateRange};
+use crate::{p95_nearest_rank, sum};
+
+/// The least number of events a (date, type) needs to get a row.
+pub const MIN_EVENTS: usize = 500;
+
+/// Durations of the `events` table grouped by (days since epoch, device type).
+pub fn durations_by_day(events: &Path, range: DateRange) -> anyhow::Result<BTreeMap<(i32, DeviceType), Vec<f64>>> {
+    let files = committed_files(events, range)?;
+    let mut groups: BTreeMap<(i32, DeviceType), Vec<f64>> = BTreeMap::new();
+    for batch in read_columns(&files, &["device_type", "timestamp", "event_duration"])? {
+        let types = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+        let times = batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
+        let durations = batch.column(2).as_any().downcast_ref::<Float64Array>().ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
+        for i in 0..batch.num_rows() {
+            if types.is_null(i) || times.is_null(i) || durations.is_null(i) {
+                anyhow::bail!("a required column is null in the events table");
+            }
+            let ty = DeviceType::from_str_exact(types.value(i)).ok_or_else(|| anyhow::anyhow!("unknown device_type {:?} in the events table", types.value(i)))?;
+            let day = times.value(i).div_euclid(MICROS_PER_DAY) as i32;
+            groups.entry((day, ty)).or_default().push(durations.value(i));
+        }
+    }
+    // Dates outside the range can appear when a file spans them; keep the range exact.
+    groups.retain(|(day, _), _| range.contains(date_of(*day)));
+    Ok(groups)
+}
+
+/// The UTC date of a day number.
+pub fn date_of(day: i32) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).expect("in range").date_naive()
+}
+
+/// The daily row of one group, `None` below [`MIN_EVENTS`].
+pub fn daily_row(date: i32, device_type: DeviceType, durations: &mut [f64]) -> Option<DailyRow> {
+    let n = durations.len();
+    if n < MIN_EVENTS {
+        return None;
+    }
+    durations.sort_by(f64::total_cmp);
+    let mean = sum(durations.iter().copied()) / n as f64;
+    let stddev = (sum(durations.iter().map(|x| (x - mean) * (x - mean))) / (n - 1) as f64).sqrt();
+    let kept: Vec<f64> = durations.iter().copied().filter(|x| (x - mean).abs() <= 3.0 * stddev).collect();
+    let k = kept.len();
+    Some(DailyRow {
+        date,
+        device_type,
+        event_count: n as i64,
+        kept_count: k as i64,
+        outliers_removed: (n - k) as i64,
+        mean_duration: mean,
+        stddev_duration: stddev,
+        p95_duration: p95_nearest_rank(&kept),
+        avg_kept_duration: sum(kept.iter().copied()) / k as f64,
+    })
+}
+
+/// The daily p95 rows of the `events` table at `events`, for dates in `range`.
+pub fn daily_p95(events: &Path, range: DateRange) -> anyhow::Result<Vec<DailyRow>> {
+    let mut rows = Vec::new();
+    for ((day, ty), mut durations) in durations_by_day(events, range)? {
+        rows.extend(daily_row(day, ty, &mut durations));
+    }
+    Ok(rows)
+}
+
+/// Writes rows as CSV with a header (the `daily_p95` column names, dates as YYYY-MM-DD).
+pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["date", "device_type", "event_count", "kept_count", "outliers_removed", "mean_duration", "stddev_duration", "p95_duration", "avg_kept_duration"])?;
+    for r in rows {
+        w.write_record([
+            date_of(r.date).to_string(),
+            r.device_type.to_string(),
+            r.event_count.to_string(),
+            r.kept_count.to_string(),
+            r.outliers_removed.to_string(),
+            // `{}` of an f64 is the shortest string that parses back to the same value.
+            r.mean_duration.to_string(),
+            r.stddev_duration.to_string(),
+            r.p95_duration.to_string(),
+            r.avg_kept_duration.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Prints rows as an aligned text table.
+pub fn print_table(rows: &[DailyRow]) {
+    println!("{:<10}  {:<11}  {:>8}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}", "date", "device_type", "events", "kept", "outliers", "mean", "stddev", "p95", "avg_kept");
+    for r in rows {
+        println!(
+            "{:<10}  {:<11}  {:>8}  {:>8}  {:>8}  {:>10.3}  {:>10.3}  {:>10.2}  {:>10.3}",
+            date_of(r.date).to_string(),
+            r.device_type.as_str(),
+            r.event_count,
+            r.kept_count,
+            r.outliers_removed,
+            r.mean_duration,
+            r.stddev_duration,
+            r.p95_duration,
+            r.avg_kept_duration
+        );
+    }
+}
