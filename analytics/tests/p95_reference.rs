@@ -1,0 +1,116 @@
+//! `analytics p95` against a naive recomputation written here, on an `events` table written
+//! through the engine's own table writer: type-days with exactly 499 and 500 events, outliers,
+//! dates pruned by `--from/--to`, and CSV output that parses back to the same values.
+
+use std::path::Path;
+
+use analytics::table::DateRange;
+use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
+use connectors::sink::tables::{encode_parquet, partition_path};
+use connectors::sink::{EventRow, LocalStore, Table, TableStore};
+
+const DAY0: i64 = 20_395; // 2025-11-03
+
+fn row(i: usize, day: i64, ty: DeviceType, duration: f64) -> EventRow {
+    EventRow {
+        position: Position { partition: 0, offset: i as u64 },
+        event: Event {
+            event_id: format!("id-{i}").into(),
+            device_id: "device-001".into(),
+            device_type: ty,
+            timestamp: EventTime(day * MICROS_PER_DAY + (i as i64 % 86_400) * 1_000_000),
+            event_duration: duration,
+            value: 1.0,
+            status: Status::Normal,
+            location: None,
+            firmware: None,
+        },
+    }
+}
+
+fn write_events(root: &Path, rows: &[EventRow]) {
+    let store = LocalStore::new(root).unwrap();
+    let mut by_hour: std::collections::BTreeMap<String, Vec<&EventRow>> = Default::default();
+    for r in rows {
+        by_hour.entry(partition_path(r.event.timestamp, false)).or_default().push(r);
+    }
+    for (path, rows) in by_hour {
+        let bytes = encode_parquet(&EventRow::to_batch(&rows, EventTime(0))).unwrap();
+        store.put(&format!("events/{path}/part-00000.parquet"), &bytes).unwrap();
+    }
+}
+
+/// Naive: sort, mean, sample sd, filter, ceil(0.95 k) with floats.
+fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
+    if durations.len() < 500 {
+        return None;
+    }
+    let mut d = durations.to_vec();
+    d.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let sd = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let kept: Vec<f64> = d.into_iter().filter(|x| (x - mean).abs() <= 3.0 * sd).collect();
+    let k = kept.len();
+    let mut rank = (0.95 * k as f64).ceil() as usize;
+    if (rank - 1) * 100 >= 95 * k {
+        rank -= 1;
+    }
+    Some((durations.len(), k, mean, sd, kept[rank - 1], kept.iter().sum::<f64>() / k as f64))
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+#[test]
+fn daily_p95_equals_the_naive_recomputation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    let mut groups: Vec<(i64, DeviceType, Vec<f64>)> = Vec::new();
+    let plan = [(DAY0, DeviceType::Humidity, 499), (DAY0, DeviceType::Motion, 500), (DAY0 + 1, DeviceType::Light, 2000), (DAY0 + 2, DeviceType::Light, 800)];
+    let mut i = 0;
+    for (day, ty, n) in plan {
+        let mut ds = Vec::new();
+        for j in 0..n {
+            let d = if j % 101 == 5 { 9000.0 + j as f64 } else { 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01 };
+            rows.push(row(i, day, ty, d));
+            ds.push(d);
+            i += 1;
+        }
+        groups.push((day, ty, ds));
+    }
+    write_events(dir.path(), &rows);
+    let got = analytics::daily::daily_p95(&dir.path().join("events"), DateRange::default()).unwrap();
+    let expected: Vec<_> = groups.iter().filter_map(|(day, ty, ds)| naive(ds).map(|n| (*day, *ty, n))).collect();
+    assert_eq!(got.len(), 3, "499 events make no row, 500 do");
+    assert_eq!(got.len(), expected.len());
+    for (g, (day, ty, (n, k, mean, sd, p95, avg))) in got.iter().zip(&expected) {
+        assert_eq!((i64::from(g.date), g.device_type), (*day, *ty));
+        assert_eq!((g.event_count, g.kept_count, g.outliers_removed), (*n as i64, *k as i64, (*n - *k) as i64));
+        assert!(*k < *n, "the outliers were removed");
+        assert!(close(g.mean_duration, *mean) && close(g.stddev_duration, *sd) && close(g.avg_kept_duration, *avg));
+        assert_eq!(g.p95_duration, *p95);
+    }
+
+    // Date pruning: only the last day.
+    let d = analytics::daily::date_of(DAY0 as i32 + 2);
+    let pruned = analytics::daily::daily_p95(&dir.path().join("events"), DateRange { from: Some(d), to: Some(d) }).unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0], got[2]);
+
+    // CSV round trip.
+    let mut csv = Vec::new();
+    analytics::daily::write_csv(&got, &mut csv).unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_slice());
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), got.len());
+    for (rec, g) in records.iter().zip(&got) {
+        assert_eq!(&rec[0], analytics::daily::date_of(g.date).to_string());
+        assert_eq!(&rec[1], g.device_type.as_str());
+        assert_eq!(rec[2].parse::<i64>().unwrap(), g.event_count);
+        assert_eq!(rec[7].parse::<f64>().unwrap(), g.p95_duration);
+        assert_eq!(rec[5].parse::<f64>().unwrap(), g.mean_duration);
+        assert_eq!(rec[8].parse::<f64>().unwrap(), g.avg_kept_duration);
+    }
+}
