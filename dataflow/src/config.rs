@@ -84,6 +84,10 @@ pub struct Args {
     #[arg(long, env = "ROWS_PER_FILE", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rows_per_file: u64,
 
+    /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
+    #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9187")]
+    pub metrics_addr: String,
+
     /// Show a live progress line on stderr: auto (when stderr is a terminal), always, never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub progress: String,

@@ -23,10 +23,20 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// Rows written per table: events, windows, daily_p95, late, rejected.
     pub rows_written: [AtomicU64; 5],
-    /// Part files written.
+    /// Part files written (all tables).
     pub files_written: AtomicU64,
-    /// Bytes of part files written.
+    /// Bytes of part files written (all tables).
     pub bytes_written: AtomicU64,
+    /// Part files written per table (indexed like `rows_written`).
+    pub table_files: [AtomicU64; 5],
+    /// Bytes written per table (indexed like `rows_written`).
+    pub table_bytes: [AtomicU64; 5],
+    /// Each partition's event-time watermark in microseconds, as last seen by its reader.
+    pub partition_watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, i64>>,
+    /// The provisional daily p95 of the newest open day, per device type (milliseconds).
+    pub provisional_p95: std::sync::Mutex<std::collections::BTreeMap<&'static str, f64>>,
+    /// Set once every worker has built its dataflow and opened its partitions.
+    pub started: std::sync::atomic::AtomicBool,
     /// The least event-time watermark over this process's partitions, in microseconds
     /// (`i64::MIN` before any event).
     pub watermark_micros: AtomicI64,
@@ -49,6 +59,9 @@ impl Counters {
         self.rejected.iter().map(|c| c.load(Relaxed)).sum()
     }
 }
+
+/// The tables in the order of [`Counters::rows_written`].
+pub const TABLE_NAMES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
 
 /// Index of each table in [`Counters::rows_written`].
 pub fn table_index(name: &str) -> usize {

@@ -4,11 +4,12 @@
 //! - [`operators`]: the steps of the dataflow, one per file;
 //! - [`pipeline`]: assembles them into the dataflow every worker runs;
 //! - [`config`]: the command line;
-//! - [`counters`], [`stats`]: shared counters and exact statistics.
+//! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod counters;
+pub mod metrics;
 pub mod operators;
 pub mod pipeline;
 pub mod stats;

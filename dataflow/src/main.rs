@@ -13,6 +13,7 @@ use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;
+use dataflow::metrics::{serve, EngineMetrics};
 use dataflow::operators::source::SourceConfig;
 use dataflow::pipeline::{run, PipelineConfig};
 
@@ -60,6 +61,9 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         rows_per_file: args.rows_per_file as usize,
     };
     let counters = Arc::new(Counters::new());
+    let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));
+    let metrics_addr = serve(&args.metrics_addr, metrics).context("--metrics-addr")?;
+    tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
     let show_progress = match args.progress.as_str() {
         "always" => true,
         "never" => false,

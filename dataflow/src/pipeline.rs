@@ -78,7 +78,8 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
     distinct.rows.write_table(sink.clone());
     let measurements = distinct.measurements;
     measurements.clone().minute_windows().write_table(sink.clone());
-    measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional).write_table(sink);
+    measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
+    counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 

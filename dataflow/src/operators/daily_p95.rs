@@ -23,6 +23,9 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
+use std::sync::Arc;
+
+use crate::counters::Counters;
 use crate::pipeline::Measurement;
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
@@ -46,11 +49,11 @@ pub struct DailyStats {
 pub trait DailyP95<'s> {
     /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
     /// event-time period of provisional values; `log_provisional` logs each one.
-    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow>;
+    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow>;
 }
 
 impl<'s> DailyP95<'s> for VecCollection<'s, u64, Measurement> {
-    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool) -> StreamVec<'s, u64, DailyRow> {
+    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow> {
         let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
         let keyed = self.map(|e| ((e.timestamp.day(), e.device_type), e.duration.to_bits()));
         // End of the refresh period, never past the day's last minute: monotone and >= m.
@@ -77,13 +80,19 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, Measurement> {
                             if time > last_minute {
                                 continue; // the retraction of a closed day
                             }
+                            let newest = days.keys().next_back().is_none_or(|d| *d <= day);
                             let entry = days.entry(day).or_insert_with(|| (cap.delayed(&last_minute, 0), BTreeMap::new()));
                             let updates = entry.1.entry(ty).or_default();
                             updates.push((stats, diff));
                             differential_dataflow::consolidation::consolidate(updates);
-                            if log_provisional {
-                                if let Some((s, _)) = updates.iter().find(|(_, d)| *d > 0) {
-                                    let row = to_row(day, ty, s);
+                            if let Some((s, _)) = updates.iter().find(|(_, d)| *d > 0) {
+                                let row = to_row(day, ty, s);
+                                if newest {
+                                    if let Ok(mut gauge) = counters.provisional_p95.lock() {
+                                        gauge.insert(ty.as_str(), row.p95_duration);
+                                    }
+                                }
+                                if log_provisional {
                                     tracing::info!(date = day, device_type = %ty, as_of_minute = time, event_count = row.event_count,
                                         p95_duration = row.p95_duration, mean_duration = row.mean_duration, "daily p95 provisional");
                                 }

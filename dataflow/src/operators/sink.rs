@@ -86,6 +86,8 @@ where
                     }
                     config.counters.files_written.fetch_add(1, Relaxed);
                     config.counters.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
+                    config.counters.table_files[table].fetch_add(1, Relaxed);
+                    config.counters.table_bytes[table].fetch_add(bytes.len() as u64, Relaxed);
                 }
                 config.counters.rows_written[table].fetch_add(rows.len() as u64, Relaxed);
             }

@@ -137,6 +137,13 @@ pub fn partition_source<'s>(
                 counters.late.fetch_add(late, Relaxed);
             }
             drop((accepted_session, late_session, rejected_session));
+            if let Ok(mut marks) = counters.partition_watermarks.lock() {
+                for p in assigned.iter() {
+                    if let Some(w) = p.watermark.watermark() {
+                        marks.insert(p.reader.partition(), w.micros());
+                    }
+                }
+            }
             // Follow the least watermark of the partitions that are still open.
             let open: Vec<_> = assigned.iter().filter(|p| !p.ended).collect();
             if open.is_empty() {

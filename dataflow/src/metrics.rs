@@ -1,0 +1,212 @@
+//! The engine's Prometheus metrics: every name and label in one place, and the exposition
+//! of the process's [`Counters`] in the Prometheus text format.
+//!
+//! Operators count into [`Counters`] once per batch; a scrape copies them into the
+//! registered Prometheus metrics ([`EngineMetrics::sync`]) and encodes the registry. Renaming
+//! a metric here breaks the test that checks names, types and labels, not a dashboard.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+use crate::counters::{Counters, TABLE_NAMES};
+
+/// Metric names, each with its type and labels.
+pub mod names {
+    /// Counter: messages read from the source.
+    pub const EVENTS_READ: &str = "iot_etl_events_read_total";
+    /// Counter: valid, on-time events (before dedup).
+    pub const EVENTS_ACCEPTED: &str = "iot_etl_events_accepted_total";
+    /// Counter, label [`super::labels::REASON`]: rejected messages.
+    pub const EVENTS_REJECTED: &str = "iot_etl_events_rejected_total";
+    /// Counter: duplicate copies dropped by dedup.
+    pub const DUPLICATES: &str = "iot_etl_duplicates_total";
+    /// Counter: late events.
+    pub const LATE: &str = "iot_etl_late_events_total";
+    /// Gauge, label [`super::labels::PARTITION`]: event-time watermark, Unix seconds.
+    pub const PARTITION_WATERMARK: &str = "iot_etl_partition_watermark_seconds";
+    /// Gauge: wall clock minus the least watermark of this process, seconds.
+    pub const FRONTIER_DELAY: &str = "iot_etl_frontier_delay_seconds";
+    /// Counter: window rows written.
+    pub const WINDOWS_EMITTED: &str = "iot_etl_windows_emitted_total";
+    /// Counter: daily p95 rows written.
+    pub const DAYS_EMITTED: &str = "iot_etl_days_emitted_total";
+    /// Counter, label [`super::labels::TABLE`]: rows written.
+    pub const ROWS_WRITTEN: &str = "iot_etl_rows_written_total";
+    /// Counter, label [`super::labels::TABLE`]: part files written.
+    pub const FILES_WRITTEN: &str = "iot_etl_files_written_total";
+    /// Counter, label [`super::labels::TABLE`]: bytes of part files written.
+    pub const BYTES_WRITTEN: &str = "iot_etl_bytes_written_total";
+    /// Gauge, label [`super::labels::DEVICE_TYPE`]: provisional daily p95 of the open day, ms.
+    pub const DAILY_P95_PROVISIONAL: &str = "iot_etl_daily_p95_provisional_milliseconds";
+    /// Gauge: worker threads of this process.
+    pub const WORKERS: &str = "iot_etl_workers";
+}
+
+/// Label names.
+pub mod labels {
+    /// A rejection reason code.
+    pub const REASON: &str = "reason";
+    /// A partition number.
+    pub const PARTITION: &str = "partition";
+    /// A table name.
+    pub const TABLE: &str = "table";
+    /// A device type.
+    pub const DEVICE_TYPE: &str = "device_type";
+}
+
+/// The registered metrics of one engine process.
+pub struct EngineMetrics {
+    counters: Arc<Counters>,
+    registry: Registry,
+    read: IntCounter,
+    accepted: IntCounter,
+    rejected: IntCounterVec,
+    duplicates: IntCounter,
+    late: IntCounter,
+    watermark: GaugeVec,
+    frontier_delay: Gauge,
+    windows: IntCounter,
+    days: IntCounter,
+    rows: IntCounterVec,
+    files: IntCounterVec,
+    bytes: IntCounterVec,
+    provisional: GaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge_vec(registry: &Registry, name: &str, help: &str, label: &str) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+/// Brings a counter up to `target` (counters only grow).
+fn catch_up(c: &IntCounter, target: u64) {
+    let now = c.get();
+    if target > now {
+        c.inc_by(target - now);
+    }
+}
+
+impl EngineMetrics {
+    /// Registers every metric; `workers` is this process's worker count.
+    pub fn new(counters: Arc<Counters>, workers: usize) -> Self {
+        use names::*;
+        let registry = Registry::new();
+        let workers_gauge = IntGauge::new(WORKERS, "Worker threads of this process.").expect("valid metric");
+        workers_gauge.set(workers as i64);
+        registry.register(Box::new(workers_gauge)).expect("unique metric");
+        let frontier_delay = Gauge::new(FRONTIER_DELAY, "Wall clock minus the least event-time watermark of this process, seconds.").expect("valid metric");
+        registry.register(Box::new(frontier_delay.clone())).expect("unique metric");
+        let m = EngineMetrics {
+            read: counter(&registry, EVENTS_READ, "Messages read from the source."),
+            accepted: counter(&registry, EVENTS_ACCEPTED, "Valid, on-time events, before dedup."),
+            rejected: counter_vec(&registry, EVENTS_REJECTED, "Messages rejected by validation, by reason.", labels::REASON),
+            duplicates: counter(&registry, DUPLICATES, "Duplicate copies dropped by dedup."),
+            late: counter(&registry, LATE, "Valid events behind their partition's watermark."),
+            watermark: gauge_vec(&registry, PARTITION_WATERMARK, "Event-time watermark of each partition, Unix seconds.", labels::PARTITION),
+            frontier_delay,
+            windows: counter(&registry, WINDOWS_EMITTED, "Window rows written."),
+            days: counter(&registry, DAYS_EMITTED, "Daily p95 rows written."),
+            rows: counter_vec(&registry, ROWS_WRITTEN, "Rows written, by table.", labels::TABLE),
+            files: counter_vec(&registry, FILES_WRITTEN, "Part files written, by table.", labels::TABLE),
+            bytes: counter_vec(&registry, BYTES_WRITTEN, "Bytes of part files written, by table.", labels::TABLE),
+            provisional: gauge_vec(&registry, DAILY_P95_PROVISIONAL, "Provisional daily p95 of the newest open day, milliseconds.", labels::DEVICE_TYPE),
+            counters,
+            registry,
+        };
+        // Every labelled series exists from the start, at zero.
+        for r in connectors::parse::RejectReason::ALL {
+            m.rejected.with_label_values(&[r.as_str()]);
+        }
+        for t in TABLE_NAMES {
+            m.rows.with_label_values(&[t]);
+            m.files.with_label_values(&[t]);
+            m.bytes.with_label_values(&[t]);
+        }
+        m
+    }
+
+    /// Copies the counters into the registered metrics.
+    pub fn sync(&self) {
+        let c = &self.counters;
+        catch_up(&self.read, c.read.load(Relaxed));
+        catch_up(&self.accepted, c.accepted.load(Relaxed));
+        for (r, n) in connectors::parse::RejectReason::ALL.iter().zip(&c.rejected) {
+            catch_up(&self.rejected.with_label_values(&[r.as_str()]), n.load(Relaxed));
+        }
+        catch_up(&self.duplicates, c.duplicates.load(Relaxed));
+        catch_up(&self.late, c.late.load(Relaxed));
+        catch_up(&self.windows, c.rows_written[1].load(Relaxed));
+        catch_up(&self.days, c.rows_written[2].load(Relaxed));
+        for (i, t) in TABLE_NAMES.iter().enumerate() {
+            catch_up(&self.rows.with_label_values(&[t]), c.rows_written[i].load(Relaxed));
+            catch_up(&self.files.with_label_values(&[t]), c.table_files[i].load(Relaxed));
+            catch_up(&self.bytes.with_label_values(&[t]), c.table_bytes[i].load(Relaxed));
+        }
+        if let Ok(marks) = c.partition_watermarks.lock() {
+            for (p, w) in marks.iter() {
+                self.watermark.with_label_values(&[&p.to_string()]).set(*w as f64 / 1e6);
+            }
+            if let Some(least) = marks.values().min() {
+                let now = chrono::Utc::now().timestamp_micros();
+                self.frontier_delay.set((now - least) as f64 / 1e6);
+            }
+        }
+        if let Ok(p) = c.provisional_p95.lock() {
+            for (ty, v) in p.iter() {
+                self.provisional.with_label_values(&[ty]).set(*v);
+            }
+        }
+    }
+
+    /// The metrics in the Prometheus text format, freshly synced.
+    pub fn render(&self) -> String {
+        self.sync();
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+
+    /// The registry (for tests that inspect metric families).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (the dataflow has
+/// started) over HTTP on `addr` from a background thread; returns the bound address.
+pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net::SocketAddr> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)"))?;
+    let bound = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
+    std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
+        for request in server.incoming_requests() {
+            let path = request.url().split('?').next().unwrap_or("").to_owned();
+            let response = match path.as_str() {
+                "/metrics" => tiny_http::Response::from_string(metrics.render()).with_header(
+                    "Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header"),
+                ),
+                "/healthz" => tiny_http::Response::from_string("ok\n"),
+                "/readyz" if metrics.counters.started.load(Relaxed) => tiny_http::Response::from_string("ready\n"),
+                "/readyz" => tiny_http::Response::from_string("starting\n").with_status_code(503),
+                _ => tiny_http::Response::from_string("not found: try /metrics, /healthz or /readyz\n").with_status_code(404),
+            };
+            let _ = request.respond(response);
+        }
+    })?;
+    Ok(bound)
+}
