@@ -12,4 +12,7 @@ need cc "install gcc (apt-get install -y gcc)"
 need make "install make (apt-get install -y make)"
 
 cargo build --workspace --release --locked
+# The Dockerfile's build stage, run directly (there is no Docker engine in CI).
+scripts/docker-build.sh target/docker-out
+for bin in dataflow producer analytics; do target/docker-out/$bin --help >/dev/null; done
 cargo test --workspace --locked "$@"

@@ -187,6 +187,9 @@ impl EngineMetrics {
     }
 }
 
+/// The paths the engine's HTTP server answers (Kubernetes probes must use these).
+pub const HTTP_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
+
 /// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (the dataflow has
 /// started) over HTTP on `addr` from a background thread; returns the bound address.
 pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net::SocketAddr> {
