@@ -1,0 +1,17 @@
+//! The iot-etl event producer: realistic sensor events, with controlled fractions of
+//! duplicates, late arrivals, invalid messages and outliers, written to Kafka or to a folder
+//! of `partition-<p>.jsonl` files.
+//!
+//! - [`generator`]: the deterministic event stream (same seed and flags, same bytes);
+//! - [`files`]: the partition-file sink;
+//! - [`kafka`]: the Kafka sink and `replay` of a folder into a topic;
+//! - [`metrics`]: the producer's Prometheus metrics and their HTTP endpoint.
+#![deny(missing_docs)]
+
+pub mod files;
+pub mod generator;
+pub mod kafka;
+pub mod metrics;
+
+pub use files::write_partition_files;
+pub use generator::{Generator, GeneratorConfig, InvalidKind, Message, MessageKind};
