@@ -5,7 +5,8 @@
 //! - [`daily`]: the exact daily p95 of the design, computed in one batch pass;
 //! - [`windows`]: the 1-minute window statistics, recomputed from `events`;
 //! - [`check`]: compares the stream's `daily_p95` and `windows` tables with those
-//!   recomputations.
+//!   recomputations;
+//! - [`diff`]: whether two output folders hold the same tables (runs must agree).
 //!
 //! These are deliberately independent of the engine's incremental code: plain sorts and
 //! sums over a whole group, so that `analytics check` is a real cross-check.
@@ -13,6 +14,7 @@
 
 pub mod check;
 pub mod daily;
+pub mod diff;
 pub mod table;
 pub mod windows;
 

@@ -15,7 +15,8 @@ use analytics::table::DateRange;
   analytics p95 --table out/events                       # daily p95 of every date, as a table
   analytics p95 --table out/events --from 2025-11-03 --to 2025-11-09 --csv p95.csv
   analytics p95 --table out/events --csv -               # CSV on stdout
-  analytics check --output out                           # stream tables vs batch recomputation"
+  analytics check --output out                           # stream tables vs batch recomputation
+  analytics diff out-a out-b                             # two runs wrote the same tables"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,16 @@ enum Command {
         /// The engine's output folder (holding events/, windows/, daily_p95/).
         #[arg(long)]
         output: PathBuf,
+    },
+    /// Compare two output folders: every table's rows (ignoring processing_time) and part files.
+    Diff {
+        /// The first output folder.
+        a: PathBuf,
+        /// The second output folder.
+        b: PathBuf,
+        /// Compare rows only, not the part file names (live runs name files by commit).
+        #[arg(long)]
+        rows_only: bool,
     },
 }
 
@@ -82,6 +93,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 if diffs.len() > 50 {
                     println!("... and {} more differences", diffs.len() - 50);
+                }
+                std::process::exit(1);
+            }
+        }
+        Command::Diff { a, b, rows_only } => {
+            for dir in [&a, &b] {
+                if !dir.is_dir() {
+                    anyhow::bail!("{} is not a folder: pass two output folders of the engine", dir.display());
+                }
+            }
+            let d = analytics::diff::diff(&a, &b, !rows_only)?;
+            let counts: Vec<String> = d.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            if d.lines.is_empty() {
+                println!("same tables: {}", counts.join(", "));
+            } else {
+                for l in &d.lines {
+                    println!("{l}");
                 }
                 std::process::exit(1);
             }

@@ -4,9 +4,11 @@
 //! - [`parse`]: validation of raw message bytes into an event or one rejection reason;
 //! - [`partition`]: Kafka's default key partitioner, used by the producer;
 //! - [`source`]: partitioned message sources (the `partition-<p>.jsonl` file source);
+//! - [`kafka`]: the Kafka source (static partition assignment, non-blocking readers);
 //! - [`sink`]: the Parquet tables the engine writes and the storage they go to.
 #![deny(missing_docs)]
 
+pub mod kafka;
 pub mod parse;
 pub mod partition;
 pub mod schema;

@@ -14,6 +14,14 @@ use clap::Parser;
     about = "Exact, deterministic streaming ETL of IoT events: partitions in, Parquet tables out.",
     disable_help_flag = true,
     after_help = "EXAMPLES:
+  # Everything in one process, no services: an embedded Kafka fed by the built-in producer,
+  # processed live into ./output with 4 workers; metrics on 127.0.0.1:9187; Ctrl-C stops
+  dataflow -w 4
+
+  # Live from a Kafka topic, or a bounded backfill of what the topic holds now
+  dataflow --brokers kafka:9092 --topic iot-events --output out -w 2
+  dataflow --brokers kafka:9092 --topic iot-events --output out --bounded -w 2
+
   # Generate a day of events, then process it to completion with 2 workers
   producer --out-dir data --duration 1d --rate 10 --duplicates 0.02 --late 0.01 --invalid 0.01
   dataflow --input data --output out --bounded -w 2
@@ -35,6 +43,40 @@ pub struct Args {
     /// Input folder of `partition-<p>.jsonl` files (a path or `file://` URL).
     #[arg(long, env = "INPUT_PATH", value_name = "DIR")]
     pub input: Option<String>,
+
+    /// Kafka bootstrap servers (`host:port[,host:port]`): read the topic instead of files.
+    /// Without --input and --brokers the engine runs embedded (see EXAMPLES).
+    #[arg(long, env = "KAFKA_BROKERS", value_name = "HOST:PORT")]
+    pub brokers: Option<String>,
+
+    /// Kafka topic to read (and, embedded, to produce to).
+    #[arg(long, env = "KAFKA_TOPIC", default_value = "iot-events")]
+    pub topic: String,
+
+    /// Consumer group that receives committed offsets, for lag monitoring only.
+    #[arg(long, env = "KAFKA_GROUP", default_value = "iot-etl")]
+    pub group: String,
+
+    /// Where a partition without a checkpointed position starts: earliest or latest.
+    #[arg(long, env = "KAFKA_START_FROM", default_value = "earliest")]
+    pub start_from: connectors::kafka::StartFrom,
+
+    /// A librdkafka property, `key=value` (repeatable; e.g. security.protocol=SASL_SSL). A value
+    /// `@file:PATH` or `@env:NAME` is read from a file or variable; values are never printed.
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = connectors::kafka::resolve_option)]
+    pub kafka_options: Vec<(String, String)>,
+
+    /// Embedded run: events per second the built-in producer sends.
+    #[arg(long, env = "PRODUCER_RATE", default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// Embedded run: partitions of the built-in topic.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub partitions: u32,
+
+    /// Embedded run: address of the built-in producer's /metrics (port 0: any free port).
+    #[arg(long, env = "PRODUCER_METRICS_ADDR", default_value = "127.0.0.1:8082")]
+    pub producer_metrics_addr: String,
 
     /// Output folder for the tables.
     #[arg(long, env = "OUTPUT_PATH", value_name = "DIR", default_value = "./output")]

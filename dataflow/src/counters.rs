@@ -33,6 +33,8 @@ pub struct Counters {
     pub table_bytes: [AtomicU64; 5],
     /// Each partition's event-time watermark in microseconds, as last seen by its reader.
     pub partition_watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, i64>>,
+    /// Each partition's consumer lag (messages available but not read), when the source knows.
+    pub partition_lag: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// The provisional daily p95 of the newest open day, per device type (milliseconds).
     pub provisional_p95: std::sync::Mutex<std::collections::BTreeMap<&'static str, f64>>,
     /// Set once every worker has built its dataflow and opened its partitions.

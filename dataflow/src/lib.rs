@@ -4,11 +4,13 @@
 //! - [`operators`]: the steps of the dataflow, one per file;
 //! - [`pipeline`]: assembles them into the dataflow every worker runs;
 //! - [`config`]: the command line;
+//! - [`embedded`]: the no-services run (in-process Kafka and producer);
 //! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod counters;
+pub mod embedded;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;

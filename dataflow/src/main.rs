@@ -2,19 +2,21 @@
 //! output before starting, runs the timely workers and prints a summary.
 
 use std::io::IsTerminal;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
 use connectors::sink::LocalStore;
+use connectors::kafka::{KafkaConfig, KafkaSource};
 use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;
 use dataflow::metrics::{serve, EngineMetrics};
 use dataflow::operators::source::SourceConfig;
+use dataflow::embedded;
 use dataflow::pipeline::{run, PipelineConfig};
 
 fn main() {
@@ -31,29 +33,57 @@ fn main() {
 
 fn main_with(args: Args) -> anyhow::Result<()> {
     let communication = args.communication()?;
-    let Some(input) = args.input.clone() else {
-        anyhow::bail!("no input: pass --input DIR (a folder of partition-<p>.jsonl files, e.g. from `producer --out-dir DIR`)");
+    let stop = Arc::new(AtomicBool::new(false));
+    // Where messages come from: files, a Kafka topic, or (neither given) an embedded Kafka
+    // fed by the built-in producer. `_embedded` keeps the mock cluster alive for the run.
+    let mut _embedded = None;
+    let mut producer_thread = None;
+    let (source, bounded): (Arc<dyn Source>, bool) = match (&args.input, &args.brokers) {
+        (Some(_), Some(_)) => anyhow::bail!("both --input and --brokers are given: choose files (--input DIR) or Kafka (--brokers HOST:PORT)"),
+        (Some(input), None) => {
+            if !args.bounded {
+                anyhow::bail!("only bounded runs read files: add --bounded (live tailing of files is not supported; use Kafka for live runs)");
+            }
+            let source = FileSource::new(input);
+            let partitions = source.partitions().with_context(|| format!("--input {input}"))?;
+            tracing::info!(input = %input, partitions = partitions.len(), "reading files");
+            (Arc::new(source), true)
+        }
+        (None, Some(brokers)) => {
+            let source = KafkaSource::new(kafka_config(&args, brokers.clone())).context("--brokers")?;
+            tracing::info!(brokers = %brokers, topic = %args.topic, partitions = source.partitions()?.len(), bounded = args.bounded, "reading Kafka");
+            (Arc::new(source), args.bounded)
+        }
+        (None, None) => {
+            if args.bounded {
+                anyhow::bail!("--bounded needs something to bound: pass --input DIR or --brokers HOST:PORT (the embedded run is live)");
+            }
+            let (cluster, brokers) = embedded::start(&args.topic, args.partitions)?;
+            _embedded = Some(cluster);
+            producer_thread = Some(embedded::spawn_producer(&args, &brokers, Arc::clone(&stop))?);
+            let source = KafkaSource::new(kafka_config(&args, brokers.clone()))?;
+            tracing::info!(topic = %args.topic, partitions = args.partitions, rate = args.rate, "embedded Kafka with the built-in producer");
+            (Arc::new(source), false)
+        }
     };
-    if !args.bounded {
-        anyhow::bail!("only bounded runs read files: add --bounded (live tailing of files is not supported)");
-    }
-    let source = FileSource::new(&input);
-    let partitions = source.partitions().with_context(|| format!("--input {input}"))?;
     let output = args.output.strip_prefix("file://").unwrap_or(&args.output).to_owned();
     if output.contains("://") {
         anyhow::bail!("--output {output}: only local folders are supported by this build (a path or file://PATH)");
     }
     let store = LocalStore::new(&output).with_context(|| format!("--output {output}"))?;
-    tracing::info!(input = %input, partitions = partitions.len(), output = %output, workers = args.workers, processes = args.processes, "starting");
+    tracing::info!(output = %output, workers = args.workers, processes = args.processes, bounded, "starting");
 
     let config = PipelineConfig {
-        source: Arc::new(source),
+        source,
         store: Arc::new(store),
         source_config: SourceConfig {
-            bounded: true,
+            bounded,
             lateness_micros: args.allowed_lateness.as_micros() as i64,
             max_message_bytes: args.max_message_bytes,
             batch_bytes: 256 * 1024,
+            stop: Arc::clone(&stop),
+            discover_every: (!bounded).then_some(Duration::from_secs(10)),
+            idle_poll: if bounded { Duration::from_millis(50) } else { Duration::from_millis(250) },
         },
         dedup_horizon_minutes: Args::minutes(args.dedup_horizon, 0),
         daily_refresh_minutes: Args::minutes(args.daily_refresh, 1),
@@ -64,25 +94,51 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));
     let metrics_addr = serve(&args.metrics_addr, metrics).context("--metrics-addr")?;
     tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");
+    install_ctrlc(bounded, Arc::clone(&stop))?;
     let show_progress = match args.progress.as_str() {
         "always" => true,
         "never" => false,
         _ => std::io::stderr().is_terminal(),
     };
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
     let progress = show_progress.then(|| spawn_progress(Arc::clone(&counters), Arc::clone(&done)));
     let result = run(config, communication, counters);
     done.store(true, Relaxed);
+    stop.store(true, Relaxed);
     if let Some(handle) = progress {
         let _ = handle.join();
+    }
+    if let Some(handle) = producer_thread {
+        match handle.join() {
+            Ok(Ok(summary)) => tracing::info!(%summary, "built-in producer stopped"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "built-in producer failed"),
+            Err(_) => tracing::warn!("built-in producer panicked"),
+        }
     }
     let summary = result?;
     println!("{summary}");
     Ok(())
 }
 
+fn kafka_config(args: &Args, brokers: String) -> KafkaConfig {
+    KafkaConfig { brokers, topic: args.topic.clone(), group: args.group.clone(), start_from: args.start_from, options: args.kafka_options.clone() }
+}
+
+/// Ctrl-C: a bounded run aborts at once (nothing partial is published; run it again); a live
+/// run stops reading and writes what the frontier has completed, and a second Ctrl-C aborts.
+fn install_ctrlc(bounded: bool, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || {
+        if bounded || stop.swap(true, Relaxed) {
+            eprintln!("\ninterrupted");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping: writing what is complete (Ctrl-C again to abort)");
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
 /// Prints a progress line to stderr every second until `done`.
-fn spawn_progress(counters: Arc<Counters>, done: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_progress(counters: Arc<Counters>, done: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let start = Instant::now();
         while !done.load(Relaxed) {
@@ -92,8 +148,9 @@ fn spawn_progress(counters: Arc<Counters>, done: Arc<std::sync::atomic::AtomicBo
             let wm = counters.watermark_micros.load(Relaxed);
             let wm = if wm == i64::MIN { "-".to_owned() } else { connectors::schema::EventTime(wm).to_string() };
             let rows = &counters.rows_written;
+            let lag = counters.partition_lag.lock().map(|l| l.values().sum::<u64>()).unwrap_or(0);
             eprint!(
-                "\r{read} lines ({:.0}/s)  rejected {}  late {}  duplicates {}  watermark {wm}  windows {}  days {}   ",
+                "\r{read} lines ({:.0}/s)  lag {lag}  rejected {}  late {}  duplicates {}  watermark {wm}  windows {}  days {}   ",
                 read as f64 / secs,
                 counters.rejected_total(),
                 counters.late.load(Relaxed),

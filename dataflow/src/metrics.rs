@@ -26,6 +26,8 @@ pub mod names {
     pub const LATE: &str = "iot_etl_late_events_total";
     /// Gauge, label [`super::labels::PARTITION`]: event-time watermark, Unix seconds.
     pub const PARTITION_WATERMARK: &str = "iot_etl_partition_watermark_seconds";
+    /// Gauge, label [`super::labels::PARTITION`]: messages in the partition not yet read (Kafka).
+    pub const PARTITION_LAG: &str = "iot_etl_partition_lag_messages";
     /// Gauge: wall clock minus the least watermark of this process, seconds.
     pub const FRONTIER_DELAY: &str = "iot_etl_frontier_delay_seconds";
     /// Counter: window rows written.
@@ -66,6 +68,7 @@ pub struct EngineMetrics {
     duplicates: IntCounter,
     late: IntCounter,
     watermark: GaugeVec,
+    lag: GaugeVec,
     frontier_delay: Gauge,
     windows: IntCounter,
     days: IntCounter,
@@ -118,6 +121,7 @@ impl EngineMetrics {
             duplicates: counter(&registry, DUPLICATES, "Duplicate copies dropped by dedup."),
             late: counter(&registry, LATE, "Valid events behind their partition's watermark."),
             watermark: gauge_vec(&registry, PARTITION_WATERMARK, "Event-time watermark of each partition, Unix seconds.", labels::PARTITION),
+            lag: gauge_vec(&registry, PARTITION_LAG, "Messages of each partition not yet read (from the broker's high watermark).", labels::PARTITION),
             frontier_delay,
             windows: counter(&registry, WINDOWS_EMITTED, "Window rows written."),
             days: counter(&registry, DAYS_EMITTED, "Daily p95 rows written."),
@@ -164,6 +168,11 @@ impl EngineMetrics {
             if let Some(least) = marks.values().min() {
                 let now = chrono::Utc::now().timestamp_micros();
                 self.frontier_delay.set((now - least) as f64 / 1e6);
+            }
+        }
+        if let Ok(lags) = c.partition_lag.lock() {
+            for (p, lag) in lags.iter() {
+                self.lag.with_label_values(&[&p.to_string()]).set(*lag as f64);
             }
         }
         if let Ok(p) = c.provisional_p95.lock() {

@@ -67,7 +67,13 @@ pub struct PipelineConfig {
 
 /// Builds the dataflow in `scope`.
 pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<()> {
-    let sink = SinkConfig { store: Arc::clone(&config.store), rows_per_file: config.rows_per_file, counters: Arc::clone(&counters) };
+    let sink = SinkConfig {
+        store: Arc::clone(&config.store),
+        rows_per_file: config.rows_per_file,
+        counters: Arc::clone(&counters),
+        live: !config.source_config.bounded,
+        stop: Arc::clone(&config.source_config.stop),
+    };
     let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
     streams.rejected.write_table(sink.clone());
     streams.late.write_table(sink.clone());

@@ -27,6 +27,7 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     (names::DUPLICATES, "counter", None),
     (names::LATE, "counter", None),
     (names::PARTITION_WATERMARK, "gauge", Some(labels::PARTITION)),
+    (names::PARTITION_LAG, "gauge", Some(labels::PARTITION)),
     (names::FRONTIER_DELAY, "gauge", None),
     (names::WINDOWS_EMITTED, "counter", None),
     (names::DAYS_EMITTED, "counter", None),
@@ -56,6 +57,7 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     counters.table_files[0].fetch_add(2, Relaxed);
     counters.partition_watermarks.lock().unwrap().insert(2, 1_762_128_000_000_000);
     counters.provisional_p95.lock().unwrap().insert("light", 412.5);
+    counters.partition_lag.lock().unwrap().insert(1, 42);
     counters.started.store(true, Relaxed);
 
     let (status, body) = get(addr, "/metrics");
@@ -83,6 +85,7 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
         format!("{}{{partition=\"2\"}} 1762128000", names::PARTITION_WATERMARK),
         format!("{}{{device_type=\"light\"}} 412.5", names::DAILY_P95_PROVISIONAL),
         format!("{} 3", names::WORKERS),
+        format!("{}{{partition=\"1\"}} 42", names::PARTITION_LAG),
     ] {
         assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
     }

@@ -19,6 +19,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
+use crate::files::Summary;
+use crate::generator::{Generator, GeneratorConfig};
 use crate::metrics::ProducerMetrics;
 
 /// Where and how to produce.
@@ -174,4 +176,41 @@ pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, s
 fn device_key(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);
     text.split("\"device_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_owned()
+}
+
+/// Generates `config`'s events into the topic, paced in wall-clock time (each message sent at
+/// its arrival time after the first) when `pace`, until done or `stop` is set; flushes.
+pub fn produce(config: &GeneratorConfig, kafka_config: &KafkaConfig, pace: bool, metrics: &Arc<ProducerMetrics>, stop: &AtomicBool) -> anyhow::Result<Summary> {
+    let producer = connect(kafka_config, config.partitions, Arc::clone(metrics))?;
+    let mut summary = Summary::default();
+    let wall_start = Instant::now();
+    let mut first_arrival = None;
+    let mut batch = Vec::with_capacity(256);
+    for m in Generator::new(config.clone()) {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if pace {
+            let first = *first_arrival.get_or_insert(m.arrival_ms);
+            let due = wall_start + Duration::from_millis((m.arrival_ms - first).max(0) as u64);
+            let now = Instant::now();
+            if due > now {
+                metrics.record_sent(&batch);
+                batch.clear();
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(due - now);
+            }
+        }
+        send(&producer, &kafka_config.topic, m.partition, m.key.as_bytes(), &m.payload, metrics)?;
+        summary.add(&m);
+        batch.push(m);
+        if batch.len() == batch.capacity() {
+            metrics.record_sent(&batch);
+            batch.clear();
+            producer.poll(Duration::ZERO);
+        }
+    }
+    metrics.record_sent(&batch);
+    flush(&producer, Duration::from_secs(60))?;
+    Ok(summary)
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use producer::files::{write_partition_files_with, Summary};
+use producer::files::write_partition_files_with;
 use producer::kafka::{self, KafkaConfig};
 use producer::metrics::{serve, ProducerMetrics};
-use producer::{Generator, GeneratorConfig};
+use producer::GeneratorConfig;
 
 #[derive(Parser)]
 #[command(
@@ -180,7 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     write_partition_files_with(&config, dir, Some(&metrics), &stop)?
                 }
-                None => produce_to_kafka(&config, &kafka_config(&g.kafka)?, !g.no_pace, &metrics, &stop)?,
+                None => kafka::produce(&config, &kafka_config(&g.kafka)?, !g.no_pace, &metrics, &stop)?,
             };
             println!("{summary} in {:.1} s", started.elapsed().as_secs_f64());
         }
@@ -188,37 +188,3 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn produce_to_kafka(config: &GeneratorConfig, kafka_config: &KafkaConfig, pace: bool, metrics: &Arc<ProducerMetrics>, stop: &AtomicBool) -> anyhow::Result<Summary> {
-    let producer = kafka::connect(kafka_config, config.partitions, Arc::clone(metrics))?;
-    let mut summary = Summary::default();
-    let wall_start = Instant::now();
-    let mut first_arrival = None;
-    let mut batch = Vec::with_capacity(256);
-    for m in Generator::new(config.clone()) {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if pace {
-            let first = *first_arrival.get_or_insert(m.arrival_ms);
-            let due = wall_start + Duration::from_millis((m.arrival_ms - first).max(0) as u64);
-            let now = Instant::now();
-            if due > now {
-                metrics.record_sent(&batch);
-                batch.clear();
-                producer.poll(Duration::ZERO);
-                std::thread::sleep(due - now);
-            }
-        }
-        kafka::send(&producer, &kafka_config.topic, m.partition, m.key.as_bytes(), &m.payload, metrics)?;
-        summary.add(&m);
-        batch.push(m);
-        if batch.len() == batch.capacity() {
-            metrics.record_sent(&batch);
-            batch.clear();
-            producer.poll(Duration::ZERO);
-        }
-    }
-    metrics.record_sent(&batch);
-    kafka::flush(&producer, Duration::from_secs(60))?;
-    Ok(summary)
-}

@@ -97,6 +97,10 @@ impl PartitionReader for FileReader {
         self.partition
     }
 
+    fn position(&self) -> u64 {
+        self.offset
+    }
+
     fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
         let start_len = out.bytes.len();
         let mut read_any = false;

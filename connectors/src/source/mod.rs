@@ -8,6 +8,7 @@
 //!
 //! - [`file`]: `partition-<p>.jsonl` files, one message per `\n`-terminated line, the offset
 //!   being the 0-based line number.
+//! - [`crate::kafka`]: a Kafka topic, through librdkafka.
 
 pub mod file;
 
@@ -70,6 +71,15 @@ pub trait PartitionReader: Send {
     fn partition(&self) -> u32;
     /// Appends up to about `max_bytes` of the next messages to `out`.
     fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError>;
+    /// Installs a function to call (from any thread) when new messages become available, so
+    /// that the engine need not poll an idle partition often. Sources that cannot tell do nothing.
+    fn set_waker(&mut self, _waker: std::sync::Arc<dyn Fn() + Send + Sync>) {}
+    /// Messages available but not yet read (consumer lag), if the source knows.
+    fn lag(&self) -> Option<u64> {
+        None
+    }
+    /// The offset of the next message this reader will return.
+    fn position(&self) -> u64;
 }
 
 /// A partitioned source: lists its partitions and opens readers on them.
@@ -95,4 +105,7 @@ pub enum SourceError {
     /// The input folder has no `partition-<p>.jsonl` files.
     #[error("{0} holds no partition-<p>.jsonl files (generate some with `producer --out-dir {0}`)")]
     NoPartitions(std::path::PathBuf),
+    /// The Kafka source failed; the message names the brokers, topic and fix.
+    #[error("{0}")]
+    Kafka(String),
 }

@@ -1,15 +1,24 @@
 //! The table sink: writes a table's rows as Parquet part files, one hive partition at a time.
 //!
-//! Semantics: the rows of one hive partition (an hour, or a day for `daily_p95`) are written
-//! once, when the frontier has passed the end of that period, as `part-NNNNN.parquet` files
-//! of at most `rows_per_file` rows each, rows sorted by the table's natural key. Since the
-//! period's rows are then complete and sorted, every file's name and contents (but the
-//! `processing_time` column) are a function of the input alone, whatever the worker count.
+//! Semantics (bounded mode): the rows of one hive partition (an hour, or a day for
+//! `daily_p95`) are written once, when the frontier has passed the end of that period, as
+//! `part-NNNNN.parquet` files of at most `rows_per_file` rows each, rows sorted by the
+//! table's natural key. Since the period's rows are then complete and sorted, every file's
+//! name and contents (but the `processing_time` column) are a function of the input alone,
+//! whatever the worker count.
+//!
+//! Live mode: a row must not wait for its hour to close, so as soon as the frontier passes a
+//! dataflow time `t` (an event-time minute) the rows stamped `t` are written, sorted, as
+//! `part-m<t>-NNN.parquet` in their period's folder. Rows stamped `t` are final once the
+//! frontier passes `t`, so these files too are a function of the input alone: a run that
+//! restarts and recomputes writes the same names with the same rows. On stop (Ctrl-C) the
+//! frontier jumps to the end; rows stamped at or after the last frontier seen before the stop
+//! may be incomplete and are not written (a restart recomputes them).
 //!
 //! Rows are routed to workers by period, so each file has exactly one writer.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use connectors::schema::{EventTime, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_MINUTE};
@@ -30,6 +39,32 @@ pub struct SinkConfig {
     pub rows_per_file: usize,
     /// Shared counters.
     pub counters: Arc<Counters>,
+    /// Write each time's rows as soon as the frontier passes it (see the module header).
+    pub live: bool,
+    /// Set when a live run is stopping.
+    pub stop: Arc<AtomicBool>,
+}
+
+impl SinkConfig {
+    /// Writes `rows` (sorted here) to `folder` as files `<prefix>NNNNN.parquet` (five
+    /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each.
+    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>) {
+        rows.sort_unstable_by_key(|r| r.sort_key());
+        let table = table_index(R::NAME);
+        let now = EventTime(chrono::Utc::now().timestamp_micros());
+        for (i, chunk) in rows.chunks(self.rows_per_file.max(1)).enumerate() {
+            let bytes = encode_parquet(&R::to_batch(chunk, now)).unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
+            let path = format!("{folder}/{prefix}{i:0digits$}.parquet");
+            if let Err(e) = self.store.put(&path, &bytes) {
+                panic!("cannot write {path}: {e}");
+            }
+            self.counters.files_written.fetch_add(1, Relaxed);
+            self.counters.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
+            self.counters.table_files[table].fetch_add(1, Relaxed);
+            self.counters.table_bytes[table].fetch_add(bytes.len() as u64, Relaxed);
+        }
+        self.counters.rows_written[table].fetch_add(rows.len() as u64, Relaxed);
+    }
 }
 
 /// The sink operator on a stream of table rows.
@@ -46,50 +81,65 @@ where
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
         let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
         let exchange = Exchange::new(move |r: &R| period(r) as u64);
-        // Per period, the containers of rows received (whole containers are kept when they
-        // hold one period, as they usually do, so rows are not moved one by one).
-        let mut buffered: BTreeMap<i64, Vec<Vec<R>>> = BTreeMap::new();
-        let table = table_index(R::NAME);
+        // Per period, the containers of rows received with their time (whole containers are
+        // kept, as they usually hold one period, so rows are not moved one by one).
+        let mut buffered: BTreeMap<i64, Vec<(u64, Vec<R>)>> = BTreeMap::new();
+        let folder = move |key: i64| format!("{}/{}", R::NAME, partition_path(EventTime(key * period_micros), R::DAILY));
+        // The least frontier time seen while the input was open.
+        let mut last_frontier = 0u64;
         self.sink(exchange, &format!("Write {}", R::NAME), move |(input, frontier)| {
-            input.for_each(|_cap, data| {
+            input.for_each(|cap, data| {
+                let Some(&time) = cap.least() else { return };
                 let Some(first) = data.first().map(&period) else { return };
                 if data.iter().all(|r| period(r) == first) {
-                    buffered.entry(first).or_default().push(std::mem::take(data));
+                    buffered.entry(first).or_default().push((time, std::mem::take(data)));
                 } else {
                     for row in data.drain(..) {
                         let rows = buffered.entry(period(&row)).or_default();
                         match rows.last_mut() {
-                            Some(last) => last.push(row),
-                            None => rows.push(vec![row]),
+                            Some((t, last)) if *t == time => last.push(row),
+                            _ => rows.push((time, vec![row])),
                         }
                     }
                 }
             });
+            let done = frontier.is_empty();
+            if let Some(&f) = frontier.frontier().first() {
+                last_frontier = f;
+            }
+            if config.live || (done && config.stop.load(Relaxed)) {
+                // Every time the frontier has passed, as one set of minute files.
+                let limit = if done && !config.stop.load(Relaxed) { u64::MAX } else { last_frontier };
+                for (key, containers) in buffered.iter_mut() {
+                    let mut ready: BTreeMap<u64, Vec<Vec<R>>> = BTreeMap::new();
+                    let mut i = 0;
+                    while i < containers.len() {
+                        if containers[i].0 < limit {
+                            let (t, rows) = containers.swap_remove(i);
+                            ready.entry(t).or_default().push(rows);
+                        } else {
+                            i += 1;
+                        }
+                    }
+                    for (t, rows) in ready {
+                        config.write(&folder(*key), &format!("part-m{t}-"), 3, rows.iter().flatten().collect());
+                    }
+                }
+                buffered.retain(|_, c| !c.is_empty());
+                if done {
+                    buffered.clear(); // stopping: the rest is incomplete
+                }
+                return;
+            }
             // A period is complete when no time before its end can still arrive.
             while let Some(entry) = buffered.first_entry() {
                 let end_minute = ((*entry.key() + 1) * period_micros / MICROS_PER_MINUTE) as u64;
                 if frontier.less_than(&end_minute) {
                     break;
                 }
-                let start = EventTime(*entry.key() * period_micros);
+                let key = *entry.key();
                 let containers = entry.remove();
-                let mut rows: Vec<&R> = containers.iter().flatten().collect();
-                rows.sort_unstable_by_key(|r| r.sort_key());
-                let folder = format!("{}/{}", R::NAME, partition_path(start, R::DAILY));
-                let now = EventTime(chrono::Utc::now().timestamp_micros());
-                for (i, chunk) in rows.chunks(config.rows_per_file.max(1)).enumerate() {
-                    let bytes = encode_parquet(&R::to_batch(chunk, now))
-                        .unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
-                    let path = format!("{folder}/part-{i:05}.parquet");
-                    if let Err(e) = config.store.put(&path, &bytes) {
-                        panic!("cannot write {path}: {e}");
-                    }
-                    config.counters.files_written.fetch_add(1, Relaxed);
-                    config.counters.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
-                    config.counters.table_files[table].fetch_add(1, Relaxed);
-                    config.counters.table_bytes[table].fetch_add(bytes.len() as u64, Relaxed);
-                }
-                config.counters.rows_written[table].fetch_add(rows.len() as u64, Relaxed);
+                config.write(&folder(key), "part-", 5, containers.iter().flat_map(|(_, rows)| rows).collect());
             }
         });
     }

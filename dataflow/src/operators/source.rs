@@ -11,17 +11,27 @@
 //!   window or day closes only when every partition's watermark has passed it.
 //! - A partition that ends (bounded mode reached the end offsets present at start) stops
 //!   holding the frontier back; when all have ended the capability is dropped.
+//! - Live mode: partitions added to the topic while running are discovered (by a background
+//!   thread, so the worker never waits on the broker) and read from their start. A record of
+//!   such a partition older than the dataflow frontier cannot join windows that are already
+//!   closed: an on-time event is filed as `late` with the frontier as the watermark it missed,
+//!   and late and rejected rows are filed under the frontier. (Partitions present at start,
+//!   the only ones in bounded mode, are never affected: the frontier waits for them.)
+//! - Stop (Ctrl-C in live mode): the operator stops reading and drops its capability; the
+//!   sinks then write only what the frontier had completed (see [`super::sink`]).
 //!
 //! Mechanics: each activation reads at most a bounded number of bytes per partition and
-//! re-activates itself while there is more, so it never blocks the worker; an idle partition
-//! re-activates the operator after a short delay instead of spinning.
+//! re-activates itself while there is more, so it never blocks the worker. A reader that can
+//! tell when messages arrive (Kafka) wakes the operator through a thread-safe activator; an
+//! idle partition also re-activates the operator after a delay instead of spinning.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source};
+use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::{EventRow, LateRow, RejectedRow};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -43,6 +53,12 @@ pub struct SourceConfig {
     pub max_message_bytes: usize,
     /// Bytes read from one partition per activation.
     pub batch_bytes: usize,
+    /// Set to stop reading (live mode); see the module header.
+    pub stop: Arc<AtomicBool>,
+    /// In live mode, how often to look for new partitions (`None`: never).
+    pub discover_every: Option<Duration>,
+    /// How long an idle partition waits before it is polled again (a waker may come sooner).
+    pub idle_poll: Duration,
 }
 
 struct Assigned {
@@ -69,18 +85,31 @@ pub fn partition_source<'s>(
     counters: Arc<Counters>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
-    let mut assigned = Vec::new();
-    for (i, p) in source.partitions()?.into_iter().enumerate() {
-        if i % peers == index {
-            assigned.push(Assigned {
-                reader: source.open(p, 0, config.bounded)?,
-                watermark: PartitionWatermark::new(config.lateness_micros),
-                ended: false,
-            });
-        }
-    }
     let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
     let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
+    let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
+    let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let _ = sync_activator.activate(); // fails only once the worker has shut down
+    });
+    let open = {
+        let (source, bounded, lateness) = (Arc::clone(&source), config.bounded, config.lateness_micros);
+        move |p: u32| -> anyhow::Result<Assigned> {
+            let mut reader = source.open(p, 0, bounded)?;
+            reader.set_waker(Arc::clone(&waker));
+            Ok(Assigned { reader, watermark: PartitionWatermark::new(lateness), ended: false })
+        }
+    };
+    let mut known = source.partitions()?;
+    let mut assigned = Vec::new();
+    for (i, &p) in known.iter().enumerate() {
+        if i % peers == index {
+            assigned.push(open(p)?);
+        }
+    }
+    let discovered = match config.discover_every {
+        Some(every) if !config.bounded => Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop))),
+        _ => None,
+    };
     let (accepted_out, accepted) = builder.new_output();
     let (late_out, late) = builder.new_output();
     let (rejected_out, rejected) = builder.new_output();
@@ -93,6 +122,31 @@ pub fn partition_source<'s>(
         let mut batch = MessageBatch::default();
         move |_frontiers| {
             let Some(caps) = capabilities.as_mut() else { return };
+            if config.stop.load(Relaxed) {
+                capabilities = None;
+                return;
+            }
+            if let Some(list) = discovered.as_ref().and_then(|d| d.lock().ok().and_then(|mut l| l.take())) {
+                // Positions in the sorted list decide ownership, as at start; Kafka numbers
+                // new partitions upwards, so existing positions do not move.
+                for (i, &p) in list.iter().enumerate() {
+                    if known.contains(&p) {
+                        continue;
+                    }
+                    if i % peers != index {
+                        known.push(p);
+                        continue;
+                    }
+                    match open(p) {
+                        Ok(a) => {
+                            tracing::info!(partition = p, worker = index, "reading a new partition");
+                            assigned.push(a);
+                            known.push(p);
+                        }
+                        Err(e) => tracing::warn!(partition = p, error = %e, "cannot open a new partition (will retry)"),
+                    }
+                }
+            }
             let mut more = false;
             let mut idle = false;
             let mut accepted_out = accepted_out.activate();
@@ -114,8 +168,13 @@ pub fn partition_source<'s>(
                 }
                 let (mut accepted, mut late) = (0, 0);
                 // Every record's minute is at least the capabilities' (the least watermark).
+                let floor = *caps[0].time();
                 for (pos, raw) in batch.iter() {
-                    match classify(pos, raw, &mut part.watermark, config.max_message_bytes) {
+                    let mut classified = classify(pos, raw, &mut part.watermark, config.max_message_bytes);
+                    if classified.minute() < floor {
+                        classified = behind_frontier(classified, floor);
+                    }
+                    match classified {
                         Classified::Accepted(row) => {
                             accepted += 1;
                             let minute = row.event.timestamp.minute();
@@ -158,12 +217,53 @@ pub fn partition_source<'s>(
                     cap.downgrade(&minute);
                 }
             }
+            if let Ok(mut lags) = counters.partition_lag.lock() {
+                for p in assigned.iter() {
+                    if let Some(lag) = p.reader.lag() {
+                        lags.insert(p.reader.partition(), lag);
+                    }
+                }
+            }
             if more {
                 activator.activate();
-            } else if idle {
-                activator.activate_after(Duration::from_millis(50));
+            } else if idle || discovered.is_some() {
+                activator.activate_after(config.idle_poll);
             }
         }
     });
     Ok(SourceStreams { accepted, late, rejected })
+}
+
+/// Refiles a record of a partition discovered after the frontier passed its minute (see the
+/// module header): it is stamped with the frontier minute `floor`.
+fn behind_frontier(classified: Classified, floor: u64) -> Classified {
+    let frontier = EventTime(floor as i64 * MICROS_PER_MINUTE);
+    match classified {
+        Classified::Accepted(row) => Classified::Late(LateRow { position: row.position, event: row.event, watermark: frontier }),
+        Classified::Late(row) => Classified::Late(LateRow { watermark: frontier, ..row }),
+        Classified::Rejected(row) => Classified::Rejected(RejectedRow { filed_under: frontier, ..row }),
+    }
+}
+
+/// Lists the source's partitions every `every` on a background thread, so that the worker
+/// never waits on the broker; the operator takes each new list.
+fn watch_partitions(source: Arc<dyn Source>, every: Duration, stop: Arc<AtomicBool>) -> Arc<Mutex<Option<Vec<u32>>>> {
+    let slot = Arc::new(Mutex::new(None));
+    let weak = Arc::downgrade(&slot);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(every);
+        let Some(slot) = weak.upgrade() else { return };
+        if stop.load(Relaxed) {
+            return;
+        }
+        match source.partitions() {
+            Ok(list) => {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(list);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot list partitions (will retry)"),
+        }
+    });
+    slot
 }

@@ -40,10 +40,23 @@ pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "reject
 
 /// Runs the engine in this process with `workers` threads over `input`, writing to `output`.
 pub fn run_engine(input: &Path, output: &Path, workers: usize) -> RunSummary {
+    run_engine_on(Arc::new(FileSource::new(input)), output, workers)
+}
+
+/// Runs the engine in this process with `workers` threads over any bounded source.
+pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path, workers: usize) -> RunSummary {
     let config = PipelineConfig {
-        source: Arc::new(FileSource::new(input)),
+        source,
         store: Arc::new(LocalStore::new(output).unwrap()),
-        source_config: SourceConfig { bounded: true, lateness_micros: LATENESS_MICROS, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, batch_bytes: 4096 },
+        source_config: SourceConfig {
+            bounded: true,
+            lateness_micros: LATENESS_MICROS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            batch_bytes: 4096,
+            stop: Default::default(),
+            discover_every: None,
+            idle_poll: std::time::Duration::from_millis(10),
+        },
         dedup_horizon_minutes: DEDUP_HORIZON_MINUTES as u64,
         daily_refresh_minutes: 60,
         log_provisional: false,

@@ -1,0 +1,162 @@
+//! `analytics diff A B`: whether two output folders hold the same tables.
+//!
+//! Two runs of the engine over the same messages must write the same rows (whatever the worker
+//! count, process count, source or interruptions) and, for bounded runs, the same file names.
+//! This compares every table as a multiset of rows, ignoring `processing_time` (the only
+//! column that depends on when a row was written), and the lists of committed part files.
+//! Floats compare exactly (their shortest round-trip decimal form).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+
+use crate::table::{committed_files, DateRange};
+
+/// The tables the engine writes.
+pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
+
+/// What differs between two outputs.
+#[derive(Debug, Default)]
+pub struct Diff {
+    /// Human-readable differences, most important first.
+    pub lines: Vec<String>,
+    /// Rows compared per table (of the first output).
+    pub rows: BTreeMap<&'static str, usize>,
+}
+
+fn cell(col: &dyn Array, row: usize) -> String {
+    if col.is_null(row) {
+        return "null".into();
+    }
+    let any = col.as_any();
+    if let Some(a) = any.downcast_ref::<StringArray>() {
+        format!("{:?}", a.value(row))
+    } else if let Some(a) = any.downcast_ref::<Int64Array>() {
+        a.value(row).to_string()
+    } else if let Some(a) = any.downcast_ref::<Int32Array>() {
+        a.value(row).to_string()
+    } else if let Some(a) = any.downcast_ref::<Float64Array>() {
+        format!("{:?}", a.value(row))
+    } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        a.value_as_datetime(row).map_or_else(|| a.value(row).to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+    } else if let Some(a) = any.downcast_ref::<Date32Array>() {
+        a.value_as_date(row).map_or_else(|| a.value(row).to_string(), |d| d.to_string())
+    } else if let Some(a) = any.downcast_ref::<BinaryArray>() {
+        format!("{:?}", String::from_utf8_lossy(a.value(row)))
+    } else {
+        format!("<{:?}>", col.data_type())
+    }
+}
+
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        let cols: Vec<(String, &dyn Array)> = schema
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .filter(|(f, _)| f.name() != "processing_time")
+            .map(|(f, c)| (f.name().clone(), c.as_ref()))
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(cols.iter().map(|(name, c)| format!("{name}={}", cell(*c, r))).collect::<Vec<_>>().join(" "));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<RecordBatch>> {
+    use anyhow::Context;
+    let mut batches = Vec::new();
+    for f in files {
+        let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .with_context(|| format!("{} is not Parquet", f.display()))?
+            .build()?;
+        for b in reader {
+            batches.push(b.with_context(|| format!("cannot decode {}", f.display()))?);
+        }
+    }
+    Ok(batches)
+}
+
+/// Compares the tables under `a` and `b`; with `files`, also the names of their part files.
+pub fn diff(a: &Path, b: &Path, files: bool) -> anyhow::Result<Diff> {
+    let mut d = Diff::default();
+    for table in TABLES {
+        let list = |root: &Path| -> anyhow::Result<Vec<PathBuf>> {
+            let dir = root.join(table);
+            if dir.exists() {
+                committed_files(&dir, DateRange::default())
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let (fa, fb) = (list(a)?, list(b)?);
+        let (ra, rb) = (rows(&read_all(&fa)?), rows(&read_all(&fb)?));
+        d.rows.insert(table, ra.len());
+        if ra != rb {
+            d.lines.push(format!("{table}: {} rows in {}, {} rows in {}", ra.len(), a.display(), rb.len(), b.display()));
+            let (only_a, only_b) = multiset_difference(&ra, &rb);
+            for (which, only) in [(a, &only_a), (b, &only_b)] {
+                for r in only.iter().take(5) {
+                    d.lines.push(format!("  only in {}: {r}", which.display()));
+                }
+                if only.len() > 5 {
+                    d.lines.push(format!("  ... and {} more only in {}", only.len() - 5, which.display()));
+                }
+            }
+        }
+        if files {
+            let names = |root: &Path, fs: &[PathBuf]| -> Vec<String> { fs.iter().map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string()).collect() };
+            let (na, nb) = (names(&a.join(table), &fa), names(&b.join(table), &fb));
+            if na != nb {
+                d.lines.push(format!("{table}: different part files ({} vs {}); first of {}: {:?}, of {}: {:?}", na.len(), nb.len(), a.display(), na.first(), b.display(), nb.first()));
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Rows in `a` but not `b`, and in `b` but not `a` (both sorted), counting repeats.
+fn multiset_difference(a: &[String], b: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut i, mut j) = (0, 0);
+    let (mut only_a, mut only_b) = (Vec::new(), Vec::new());
+    while i < a.len() || j < b.len() {
+        let order = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                only_a.push(a[i].clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                only_b.push(b[j].clone());
+                j += 1;
+            }
+        }
+    }
+    (only_a, only_b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiset_difference_counts_repeats() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (a, b) = multiset_difference(&s(&["a", "b", "b", "d"]), &s(&["b", "c", "d", "d"]));
+        assert_eq!((a, b), (s(&["a", "b"]), s(&["c", "d"])));
+    }
+}

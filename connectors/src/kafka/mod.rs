@@ -1,0 +1,449 @@
+//! The Kafka source: a topic's partitions read with librdkafka, each by its own reader.
+//!
+//! - **Static assignment.** The engine decides which worker reads which partition; a reader
+//!   `assign()`s exactly its partition at an explicit offset. There is no consumer-group
+//!   rebalancing: the group (`--group`) only receives committed offsets, for lag monitoring.
+//! - **Non-blocking.** A reader's partition queue is split off its consumer and polled with a
+//!   zero timeout; when the queue becomes non-empty librdkafka calls the waker the engine
+//!   installed ([`PartitionReader::set_waker`]), which activates the timely operator, so an
+//!   idle worker neither blocks nor spins (Materialize's Kafka source works the same way).
+//! - **Bounded mode** reads each partition up to the high watermark fetched when the reader
+//!   is opened and then ends, so a bounded run over a topic equals a bounded run over the
+//!   same messages in `partition-<p>.jsonl` files.
+//! - **Start positions.** The engine passes the offset to resume from (its checkpoint); with
+//!   none (offset 0) the reader starts at `--start-from earliest|latest`.
+//! - **Errors.** Transient broker errors (a broker restarting, a lost connection) are logged
+//!   and retried by librdkafka; the reader reports `Idle` meanwhile. An unreachable broker
+//!   at start is an error naming the address within [`METADATA_TIMEOUT`].
+//!
+//! Option values given as `@file:PATH` or `@env:NAME` are read from a file or an environment
+//! variable, so that secrets (SASL passwords, TLS keys) never appear on a command line, and
+//! [`KafkaConfig`]'s `Debug` prints option names only.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::schema::Position;
+use crate::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
+
+/// How long metadata and watermark requests may take before the broker counts as unreachable.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How often a reader commits its position to the consumer group (for lag monitoring only).
+const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The consumer context of a reader: keeps the partition's high watermark from librdkafka's
+/// periodic statistics, so that lag is known without a blocking request.
+#[derive(Default)]
+pub struct ReaderContext {
+    high_watermark: AtomicI64,
+}
+
+impl ClientContext for ReaderContext {
+    fn stats(&self, statistics: Statistics) {
+        for topic in statistics.topics.values() {
+            for p in topic.partitions.values().filter(|p| p.partition >= 0 && p.hi_offset >= 0) {
+                self.high_watermark.fetch_max(p.hi_offset, Relaxed);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
+/// Where a partition without a checkpointed position starts.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The oldest retained message.
+    Earliest,
+    /// Only messages produced after the reader is opened.
+    Latest,
+}
+
+impl std::str::FromStr for StartFrom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earliest" => Ok(StartFrom::Earliest),
+            "latest" => Ok(StartFrom::Latest),
+            other => Err(format!("unknown start position {other:?}: use earliest or latest")),
+        }
+    }
+}
+
+/// How to reach the topic.
+#[derive(Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port]`.
+    pub brokers: String,
+    /// Topic name.
+    pub topic: String,
+    /// Consumer group that receives committed offsets (lag monitoring only).
+    pub group: String,
+    /// Where a partition without a resume position starts.
+    pub start_from: StartFrom,
+    /// Extra librdkafka properties, values already resolved (see [`resolve_option`]).
+    pub options: Vec<(String, String)>,
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Option values may be secrets: print their names only.
+        let names: Vec<&str> = self.options.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("group", &self.group)
+            .field("start_from", &self.start_from)
+            .field("options", &names)
+            .finish()
+    }
+}
+
+/// Parses a `key=value` librdkafka property; a value `@file:PATH` is the file's contents
+/// (trailing newline removed), `@env:NAME` the environment variable's value. Errors name the
+/// option but never print a value.
+pub fn resolve_option(spec: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = spec.split_once('=') else {
+        return Err(format!("--kafka-option {spec:?} is not key=value (e.g. --kafka-option security.protocol=SASL_SSL)"));
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        return Err("--kafka-option has an empty key: use key=value".to_owned());
+    }
+    let value = if let Some(path) = value.strip_prefix("@file:") {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--kafka-option {key}: cannot read {path}: {e}"))?;
+        text.trim_end_matches(['\n', '\r']).to_owned()
+    } else if let Some(name) = value.strip_prefix("@env:") {
+        std::env::var(name).map_err(|_| format!("--kafka-option {key}: environment variable {name} is not set"))?
+    } else {
+        value.to_owned()
+    };
+    Ok((key.to_owned(), value))
+}
+
+impl KafkaConfig {
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", if self.start_from == StartFrom::Latest { "latest" } else { "earliest" })
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "65536")
+            .set("client.id", "iot-etl");
+        for (k, v) in &self.options {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn consumer(&self) -> Result<BaseConsumer<ReaderContext>, SourceError> {
+        self.client_config()
+            .set("statistics.interval.ms", "1000")
+            .create_with_context(ReaderContext::default())
+            .map_err(|e| self.error("create a consumer", e))
+    }
+
+    fn error(&self, action: &str, e: KafkaError) -> SourceError {
+        SourceError::Kafka(format!("cannot {action} for topic {} on {}: {e} (check --brokers / KAFKA_BROKERS and --kafka-option)", self.topic, self.brokers))
+    }
+}
+
+/// A Kafka topic as a partitioned source.
+pub struct KafkaSource {
+    config: KafkaConfig,
+    /// A consumer used for metadata only.
+    metadata: BaseConsumer<ReaderContext>,
+}
+
+impl KafkaSource {
+    /// Connects to the brokers; fails (naming the address) when they cannot be reached.
+    pub fn new(config: KafkaConfig) -> Result<Self, SourceError> {
+        let metadata = config.consumer()?;
+        let source = KafkaSource { config, metadata };
+        source.partitions()?;
+        Ok(source)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+}
+
+impl Source for KafkaSource {
+    fn partitions(&self) -> Result<Vec<u32>, SourceError> {
+        let metadata = self
+            .metadata
+            .fetch_metadata(Some(&self.config.topic), METADATA_TIMEOUT)
+            .map_err(|e| self.config.error("fetch metadata", e))?;
+        let topic = metadata.topics().first().ok_or_else(|| SourceError::Kafka(format!("the brokers at {} returned no metadata for topic {}", self.config.brokers, self.config.topic)))?;
+        if let Some(e) = topic.error() {
+            return Err(SourceError::Kafka(format!(
+                "topic {} on {}: {:?} (create it, e.g. with `producer --brokers {} --topic {}`)",
+                self.config.topic, self.config.brokers, rdkafka::types::RDKafkaErrorCode::from(e), self.config.brokers, self.config.topic
+            )));
+        }
+        let mut parts: Vec<u32> = topic.partitions().iter().map(|p| p.id() as u32).collect();
+        if parts.is_empty() {
+            return Err(SourceError::Kafka(format!("topic {} on {} has no partitions", self.config.topic, self.config.brokers)));
+        }
+        parts.sort_unstable();
+        Ok(parts)
+    }
+
+    fn open(&self, partition: u32, offset: u64, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+        let config = &self.config;
+        let consumer = Arc::new(config.consumer()?);
+        let (low, high) = consumer
+            .fetch_watermarks(&config.topic, partition as i32, METADATA_TIMEOUT)
+            .map_err(|e| config.error(&format!("fetch the watermarks of partition {partition}"), e))?;
+        let (low, high) = (low.max(0) as u64, high.max(0) as u64);
+        consumer.context().high_watermark.store(high as i64, Relaxed);
+        let start = match (offset, config.start_from) {
+            (0, StartFrom::Latest) => high,
+            (o, _) => o.max(low),
+        };
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&config.topic, partition as i32, Offset::Offset(start as i64))
+            .map_err(|e| config.error("build an assignment", e))?;
+        consumer.assign(&assignment).map_err(|e| config.error(&format!("assign partition {partition}"), e))?;
+        let queue = consumer
+            .split_partition_queue(&config.topic, partition as i32)
+            .ok_or_else(|| SourceError::Kafka(format!("cannot open the queue of partition {partition} of topic {}", config.topic)))?;
+        tracing::info!(topic = %config.topic, partition, start, end = bounded.then_some(high), "reading partition");
+        Ok(Box::new(KafkaReader {
+            topic: config.topic.clone(),
+            partition,
+            consumer,
+            queue,
+            next: start,
+            end: bounded.then_some(high),
+            committed: start,
+            last_commit: Instant::now(),
+        }))
+    }
+}
+
+struct KafkaReader {
+    topic: String,
+    partition: u32,
+    consumer: Arc<BaseConsumer<ReaderContext>>,
+    queue: PartitionQueue<ReaderContext>,
+    /// Offset of the next message to read.
+    next: u64,
+    /// In bounded mode, the high watermark at open.
+    end: Option<u64>,
+    /// The last position committed to the group.
+    committed: u64,
+    last_commit: Instant,
+}
+
+impl KafkaReader {
+    fn commit_to_group(&mut self) {
+        if self.next == self.committed || self.last_commit.elapsed() < GROUP_COMMIT_INTERVAL {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        if tpl.add_partition_offset(&self.topic, self.partition as i32, Offset::Offset(self.next as i64)).is_ok() {
+            if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(partition = self.partition, error = %e, "offset commit to the group failed (lag monitoring only)");
+            }
+        }
+        self.committed = self.next;
+        self.last_commit = Instant::now();
+    }
+}
+
+impl PartitionReader for KafkaReader {
+    fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
+        // Serve the consumer's own events (errors, statistics); messages go to the split queue.
+        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
+            tracing::warn!(partition = self.partition, error = %e, "Kafka consumer error (retrying)");
+        }
+        let start_len = out.bytes.len();
+        let mut read_any = false;
+        while out.bytes.len() - start_len < max_bytes {
+            if self.end.is_some_and(|end| self.next >= end) {
+                return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
+            }
+            match self.queue.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(partition = self.partition, error = %e, "Kafka fetch error (retrying)");
+                    break;
+                }
+                Some(Ok(message)) => {
+                    let offset = message.offset() as u64;
+                    if offset < self.next {
+                        continue; // a re-delivery after a reconnect
+                    }
+                    if self.end.is_some_and(|end| offset >= end) {
+                        self.next = offset;
+                        continue;
+                    }
+                    out.push(Position { partition: self.partition, offset }, message.payload().unwrap_or_default());
+                    self.next = offset + 1;
+                    read_any = true;
+                }
+            }
+        }
+        self.commit_to_group();
+        Ok(if read_any { PollStatus::Data } else { PollStatus::Idle })
+    }
+
+    fn set_waker(&mut self, waker: Arc<dyn Fn() + Send + Sync>) {
+        self.queue.set_nonempty_callback(move || waker());
+    }
+
+    fn lag(&self) -> Option<u64> {
+        let high = self.consumer.context().high_watermark.load(Relaxed);
+        (high >= 0).then(|| (high as u64).saturating_sub(self.next))
+    }
+
+    fn position(&self) -> u64 {
+        self.next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    fn config(brokers: &str, topic: &str) -> KafkaConfig {
+        KafkaConfig { brokers: brokers.to_owned(), topic: topic.to_owned(), group: "test".into(), start_from: StartFrom::Earliest, options: vec![] }
+    }
+
+    fn produce(brokers: &str, topic: &str, messages: &[(u32, Vec<u8>)]) {
+        let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
+        for (p, payload) in messages {
+            producer.send(BaseRecord::<(), _>::to(topic).partition(*p as i32).payload(payload)).unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    fn read_bounded(source: &KafkaSource, p: u32, offset: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut reader = source.open(p, offset, true).unwrap();
+        let mut batch = MessageBatch::default();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            batch.clear();
+            let status = reader.poll(&mut batch, 10).unwrap();
+            out.extend(batch.iter().map(|(pos, b)| (pos.offset, b.to_vec())));
+            if status == PollStatus::Ended {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "partition {p} did not end");
+            if status == PollStatus::Idle {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    #[test]
+    fn bounded_readers_return_each_partition_in_order_up_to_the_high_watermark() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("t", 3, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let messages: Vec<(u32, Vec<u8>)> = (0..300u32).map(|i| (i % 3, format!("message {i}").into_bytes())).chain([(1, Vec::new()), (1, b"\xff\n".to_vec())]).collect();
+        produce(&brokers, "t", &messages);
+        let source = KafkaSource::new(config(&brokers, "t")).unwrap();
+        assert_eq!(source.partitions().unwrap(), vec![0, 1, 2]);
+        for p in 0..3 {
+            let expected: Vec<(u64, Vec<u8>)> = messages.iter().filter(|(q, _)| *q == p).map(|(_, m)| m.clone()).enumerate().map(|(i, m)| (i as u64, m)).collect();
+            assert_eq!(read_bounded(&source, p, 0), expected, "partition {p}");
+            assert_eq!(read_bounded(&source, p, 50), expected[50..].to_vec(), "partition {p} from offset 50");
+        }
+        // Messages produced after a bounded reader opened are not part of its run.
+        let mut reader = source.open(0, 0, true).unwrap();
+        produce(&brokers, "t", &[(0, b"later".to_vec())]);
+        let mut batch = MessageBatch::default();
+        let mut n = 0;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reader.poll(&mut batch, 1 << 20).unwrap() != PollStatus::Ended {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n += batch.len();
+        assert_eq!(n, 100);
+    }
+
+    #[test]
+    fn live_readers_wake_the_engine_and_report_lag() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("live", 1, 1).unwrap();
+        let brokers = cluster.bootstrap_servers();
+        let source = KafkaSource::new(config(&brokers, "live")).unwrap();
+        let mut reader = source.open(0, 0, false).unwrap();
+        let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let w = Arc::clone(&woken);
+        reader.set_waker(Arc::new(move || {
+            w.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        let mut batch = MessageBatch::default();
+        assert_eq!(reader.poll(&mut batch, 1 << 20).unwrap(), PollStatus::Idle);
+        produce(&brokers, "live", &[(0, b"a".to_vec()), (0, b"b".to_vec())]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while batch.len() < 2 {
+            assert!(Instant::now() < deadline, "messages did not arrive");
+            std::thread::sleep(Duration::from_millis(10));
+            reader.poll(&mut batch, 1 << 20).unwrap();
+        }
+        assert!(woken.load(std::sync::atomic::Ordering::SeqCst) > 0, "the waker was never called");
+        assert_eq!(reader.position(), 2);
+        assert_eq!(reader.lag(), Some(0));
+    }
+
+    #[test]
+    fn an_unreachable_broker_is_an_error_naming_it_within_seconds() {
+        let start = Instant::now();
+        let err = KafkaSource::new(config("127.0.0.1:1", "t")).err().expect("no broker listens on port 1").to_string();
+        assert!(err.contains("127.0.0.1:1") && err.contains("KAFKA_BROKERS"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(15), "took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn a_missing_topic_names_the_fix() {
+        let cluster = MockCluster::new(1).unwrap();
+        let err = KafkaSource::new(config(&cluster.bootstrap_servers(), "absent")).err().unwrap().to_string();
+        assert!(err.contains("absent") && err.contains("create it"), "{err}");
+    }
+
+    #[test]
+    fn option_values_come_from_files_and_env_and_are_never_printed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("password");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        assert_eq!(resolve_option(&format!("sasl.password=@file:{}", secret.display())).unwrap(), ("sasl.password".into(), "s3cret".into()));
+        assert_eq!(resolve_option("security.protocol=SASL_SSL").unwrap(), ("security.protocol".into(), "SASL_SSL".into()));
+        assert_eq!(resolve_option("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(resolve_option("nokey").unwrap_err().contains("key=value"));
+        assert!(resolve_option("x=@env:IOT_ETL_SURELY_UNSET_VARIABLE").unwrap_err().contains("IOT_ETL_SURELY_UNSET_VARIABLE"));
+        let mut c = config("b:9092", "t");
+        c.options.push(("sasl.password".into(), "s3cret".into()));
+        let printed = format!("{c:?}");
+        assert!(printed.contains("sasl.password") && !printed.contains("s3cret"), "{printed}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The engine over Kafka, in this process, against librdkafka's mock cluster (a
+//! Kafka-protocol broker inside librdkafka; the real-broker test is `tests/e2e/kafka.sh`):
+//!
+//! - a bounded run over a topic that holds a generated folder's messages writes exactly the
+//!   tables of a bounded run over the folder itself, with 1 and 2 workers;
+//! - the embedded default run (`dataflow` with no input flags) commits window rows while
+//!   live, and a SIGINT stops it with exit 0 and readable Parquet.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{assert_rows_eq, file_list, read_table, read_tables, run_engine, run_engine_on, TABLES};
+use connectors::kafka::{KafkaConfig, KafkaSource, StartFrom};
+use rdkafka::mocking::MockCluster;
+
+fn generate(dir: &Path) {
+    let config = producer::GeneratorConfig {
+        seed: 11,
+        rate: 10.0,
+        count: Some(40_000),
+        start: "2025-11-03T23:00:00Z".parse().unwrap(),
+        partitions: 3,
+        duplicates: 0.03,
+        late: 0.01,
+        invalid: 0.01,
+        outliers: 0.01,
+        ..Default::default()
+    };
+    producer::write_partition_files(&config, dir).expect("generate partition files");
+}
+
+#[test]
+fn a_bounded_run_over_a_topic_equals_the_run_over_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    generate(&input);
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("iot-events", 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let producer_config = producer::kafka::KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), compression: "none".into(), options: vec![] };
+    let sent = producer::kafka::replay(&input, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    let lines: Vec<u64> = (0..3).map(|p| std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap().iter().filter(|&&b| b == b'\n').count() as u64).collect();
+    assert_eq!(sent, lines, "replay sends every line of every partition");
+
+    let files_out = dir.path().join("files");
+    let from_files = run_engine(&input, &files_out, 1);
+    let expected = read_tables(&files_out);
+    assert!(expected["windows"].len() > 100 && !expected["rejected"].is_empty() && !expected["late"].is_empty());
+    for workers in [1, 2] {
+        let source = KafkaSource::new(KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), group: "test".into(), start_from: StartFrom::Earliest, options: vec![] }).unwrap();
+        let out = dir.path().join(format!("kafka-w{workers}"));
+        let summary = run_engine_on(Arc::new(source), &out, workers);
+        assert_eq!(summary.read, from_files.read, "-w {workers}: messages read");
+        for table in TABLES {
+            assert_rows_eq(&format!("{table} (Kafka, -w {workers})"), &read_table(&out, table), &expected[table]);
+        }
+        assert_eq!(file_list(&out), file_list(&files_out), "-w {workers}: file names");
+    }
+}
+
+#[test]
+fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
+        .args(["-w", "2", "--allowed-lateness", "2s", "--metrics-addr", "127.0.0.1:0", "--producer-metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .arg("--output")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first window closes once event time (= wall clock) passes the end of the current
+    // minute plus the allowed lateness: at most about 62 s.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let windows = out.join("windows");
+    while !(windows.exists() && !file_list(&out).iter().filter(|f| f.starts_with("windows/")).collect::<Vec<_>>().is_empty()) {
+        assert!(Instant::now() < deadline, "no window row was committed within 150 s");
+        assert!(child.try_wait().unwrap().is_none(), "the embedded run exited early");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "exit {:?}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("lines read"), "the summary is printed: {stdout}");
+    let tables = read_tables(&out);
+    assert!(!tables["windows"].is_empty() && !tables["events"].is_empty());
+    // No temporary file is left behind, and every window's count is the number of distinct
+    // events of its minute that were written (both tables hold only complete minutes).
+    assert!(file_list(&out).iter().all(|f| !f.contains("inprogress") && f.ends_with(".parquet")), "{:?}", file_list(&out));
+    use common::Cell;
+    let mut per_minute: std::collections::HashMap<(String, i64), i64> = std::collections::HashMap::new();
+    for e in &tables["events"] {
+        let (Cell::S(ty), Cell::I(ts)) = (&e[2], &e[3]) else { panic!("events row {e:?}") };
+        *per_minute.entry((ty.clone(), ts.div_euclid(60_000_000) * 60_000_000)).or_default() += 1;
+    }
+    for w in &tables["windows"] {
+        let (Cell::I(start), Cell::S(ty), Cell::I(count)) = (&w[0], &w[2], &w[3]) else { panic!("windows row {w:?}") };
+        assert_eq!(per_minute.get(&(ty.clone(), *start)), Some(count), "window {ty} at {start}: count vs the events table");
+    }
+}

@@ -1,0 +1,166 @@
+# shellcheck shell=bash
+# Prometheus 2.42 (Debian's package) for monitoring checks and end-to-end tests.
+# Source this file; it defines functions and changes nothing else in the calling shell.
+#
+#   source scripts/services/prometheus.sh
+#   prometheus_install                       # apt-get install prometheus, unless
+#                                            # `promtool --version` already answers
+#   prometheus_start CONFIG_FILE PORT DATA_DIR
+#                                            # server on 127.0.0.1:PORT, TSDB in DATA_DIR/tsdb,
+#                                            # log in DATA_DIR/prometheus.log; waits up to 30 s
+#                                            # for /-/ready; exports PROMETHEUS_PID,
+#                                            # PROMETHEUS_PORT, PROMETHEUS_URL, PROMETHEUS_LOG
+#   prometheus_api PATH [NAME=VALUE...]      # GET $PROMETHEUS_URL/PATH?NAME=VALUE&..., prints
+#                                            # the JSON body, e.g.
+#                                            # prometheus_api /api/v1/query 'query=up == 1'
+#   prometheus_stop                          # SIGTERM, wait for exit (SIGKILL after 10 s)
+#
+# Every function returns non-zero with a message on stderr (and the server log's tail when
+# the server does not come up), so `set -e` callers stop on the first failure. Only the
+# process started by prometheus_start is ever signalled. HTTP goes through python3 (stdlib),
+# which the project already requires.
+#
+# Facts this relies on (../shared/SERVICES.md): `apt-get install -y prometheus` provides
+# /usr/bin/prometheus and /usr/bin/promtool and starts no service in a container; rule_files
+# in the config are resolved against the config file's directory.
+
+# Installs Prometheus and promtool unless both already answer `--version`.
+prometheus_install() {
+  if promtool --version >/dev/null 2>&1 && prometheus --version >/dev/null 2>&1; then
+    return 0
+  fi
+  local sudo=
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "prometheus_install: error: installing the prometheus package needs root (or sudo)" >&2; return 1; }
+    sudo=sudo
+  fi
+  echo "prometheus_install: installing Debian's prometheus package (apt-get)..." >&2
+  if ! $sudo apt-get update >&2; then
+    echo "prometheus_install: error: apt-get update failed" >&2
+    return 1
+  fi
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y prometheus >&2; then
+    echo "prometheus_install: error: apt-get install -y prometheus failed" >&2
+    return 1
+  fi
+  if ! promtool --version >/dev/null 2>&1 || ! prometheus --version >/dev/null 2>&1; then
+    echo "prometheus_install: error: the prometheus package is installed but \`promtool --version\` or \`prometheus --version\` does not answer (expected in /usr/bin)" >&2
+    return 1
+  fi
+}
+
+# HTTP status of GET $1, or 000 when nothing answers.
+_prometheus_http_status() {
+  python3 - "$1" <<'PY' 2>/dev/null || echo 000
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")
+PY
+}
+
+# True while process $1 runs (a zombie, exited but not yet reaped, does not count).
+_prometheus_alive() {
+  kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [ "${stat%% *}" != Z ]
+}
+
+# Waits up to $2 tenths of a second for process $1 to exit, then reaps it if it is a child
+# of this shell.
+_prometheus_wait_gone() {
+  local pid=$1 limit=${2:-100} i=0
+  while _prometheus_alive "$pid"; do
+    [ "$i" -lt "$limit" ] || return 1
+    sleep 0.1
+    i=$((i + 1))
+  done
+  wait "$pid" 2>/dev/null || true
+}
+
+_prometheus_log_tail() {
+  echo "---- last 40 lines of $1 ----" >&2
+  tail -n 40 "$1" >&2 2>/dev/null || true
+  echo "----" >&2
+}
+
+# prometheus_start CONFIG_FILE PORT DATA_DIR
+prometheus_start() {
+  local usage="usage: prometheus_start CONFIG_FILE PORT DATA_DIR"
+  local config=${1:?$usage} port=${2:?$usage} dir=${3:?$usage}
+  command -v prometheus >/dev/null 2>&1 || { echo "prometheus_start: error: prometheus is not installed (run prometheus_install)" >&2; return 1; }
+  [ -f "$config" ] || { echo "prometheus_start: error: config file $config does not exist" >&2; return 1; }
+  if [ -n "${PROMETHEUS_PID:-}" ] && _prometheus_alive "$PROMETHEUS_PID"; then
+    echo "prometheus_start: error: a Prometheus started here is still running (pid $PROMETHEUS_PID); prometheus_stop first" >&2
+    return 1
+  fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "prometheus_start: error: 127.0.0.1:$port is already in use" >&2
+    return 1
+  fi
+  mkdir -p "$dir/tsdb" || return 1
+  local log=$dir/prometheus.log url=http://127.0.0.1:$port
+  echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) prometheus_start: $config on $url, TSDB in $dir/tsdb" >>"$log"
+  prometheus --config.file="$config" --storage.tsdb.path="$dir/tsdb" \
+    --web.listen-address="127.0.0.1:$port" >>"$log" 2>&1 &
+  local pid=$! deadline=$((SECONDS + 30))
+  until [ "$(_prometheus_http_status "$url/-/ready")" = 200 ]; do
+    if ! _prometheus_alive "$pid"; then
+      local status=0
+      wait "$pid" 2>/dev/null || status=$?
+      echo "prometheus_start: error: prometheus exited (status $status) before $url/-/ready answered" >&2
+      _prometheus_log_tail "$log"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "prometheus_start: error: prometheus (pid $pid) is not ready at $url/-/ready after 30 s" >&2
+      _prometheus_log_tail "$log"
+      kill -9 "$pid" 2>/dev/null || true
+      _prometheus_wait_gone "$pid" 100 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+  export PROMETHEUS_PID=$pid PROMETHEUS_PORT=$port PROMETHEUS_URL=$url PROMETHEUS_LOG=$log
+}
+
+# prometheus_api PATH [NAME=VALUE...]: the body of the server's answer, also for an error
+# status (Prometheus says there what is wrong, e.g. a PromQL parse error); fails only when
+# the server does not answer.
+prometheus_api() {
+  local path=${1:?usage: prometheus_api PATH [NAME=VALUE...]}
+  [ -n "${PROMETHEUS_URL:-}" ] || { echo "prometheus_api: error: no Prometheus started (PROMETHEUS_URL is unset)" >&2; return 1; }
+  python3 - "$PROMETHEUS_URL$path" "${@:2}" <<'PY'
+import sys, urllib.error, urllib.parse, urllib.request
+url = sys.argv[1]
+if sys.argv[2:]:
+    url += "?" + urllib.parse.urlencode([tuple(a.split("=", 1)) for a in sys.argv[2:]])
+try:
+    print(urllib.request.urlopen(url, timeout=10).read().decode())
+except urllib.error.HTTPError as e:
+    print(e.read().decode())
+except OSError as e:
+    sys.exit(f"prometheus_api: error: GET {url}: {e}")
+PY
+}
+
+prometheus_stop() {
+  local pid=${PROMETHEUS_PID:-}
+  [ -n "$pid" ] || return 0
+  if _prometheus_alive "$pid"; then
+    kill "$pid" 2>/dev/null || true
+    if ! _prometheus_wait_gone "$pid" 100; then
+      echo "prometheus_stop: prometheus (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
+      kill -9 "$pid" 2>/dev/null || true
+      _prometheus_wait_gone "$pid" 100 || { echo "prometheus_stop: error: prometheus (pid $pid) does not exit" >&2; return 1; }
+    fi
+  else
+    wait "$pid" 2>/dev/null || true
+  fi
+  unset PROMETHEUS_PID
+}
