@@ -3,6 +3,8 @@
 #
 # Unit, property, operator/reference and multi-process tests need nothing but the Rust
 # toolchain and a C compiler (librdkafka is built from the rdkafka crate's bundled source).
+# The end-to-end tests install what they need (Prometheus from Debian, the tansu broker with
+# cargo install, about 11 minutes the first time) and fail loudly if a server cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +18,6 @@ cargo build --workspace --release --locked
 scripts/docker-build.sh target/docker-out
 for bin in dataflow producer analytics; do target/docker-out/$bin --help >/dev/null; done
 cargo test --workspace --locked "$@"
+# End-to-end, against real servers the scripts install and start on loopback.
+scripts/monitoring-check.sh        # promtool check config/rules/test rules, Prometheus loads every panel query
+tests/e2e/kafka.sh                 # Kafka source vs file source on a real broker (tansu), -w 2, -n 2, broker restart

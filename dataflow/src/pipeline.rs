@@ -163,7 +163,13 @@ pub fn run(config: PipelineConfig, communication: timely::CommunicationConfig, c
     let c = Arc::clone(&counters);
     let guards = timely::execute(timely_config, move |worker| {
         let c = Arc::clone(&c);
-        worker.dataflow::<u64, _, _>(|scope| build(scope, &config, c))
+        let built = worker.dataflow::<u64, _, _>(|scope| build(scope, &config, c));
+        if let Err(e) = built {
+            // The other workers would wait for this one forever: end the process.
+            eprintln!("error: worker {} cannot build the dataflow: {e:#}", worker.index());
+            std::process::exit(1);
+        }
+        Ok(())
     })
     .map_err(|e| anyhow::anyhow!("cannot start the timely workers: {e}"))?;
     for result in guards.join() {

@@ -142,7 +142,12 @@ pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, s
         source.partitions()?
     };
     let count = partitions.iter().max().map_or(0, |p| p + 1);
-    let producer = connect(config, count, Arc::clone(&metrics))?;
+    // One request in flight per broker: a retried batch cannot overtake a later one, so each
+    // partition's order survives broker errors.
+    let mut ordered = config.clone();
+    ordered.options.insert(0, ("max.in.flight.requests.per.connection".into(), "1".into()));
+    let producer = connect(&ordered, count, Arc::clone(&metrics))?;
+    let errors_before = metrics.kafka_errors.get();
     let mut sent = vec![0u64; count as usize];
     for p in partitions {
         let path = source.partition_path(p);
@@ -151,7 +156,11 @@ pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, s
         let mut line = Vec::new();
         loop {
             line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                tracing::warn!(file = %path.display(), bytes = line.len(), "the last line has no newline: not a message yet, not sent");
                 break;
             }
             line.pop();
@@ -169,6 +178,10 @@ pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, s
         }
     }
     flush(&producer, Duration::from_secs(60))?;
+    let failed = metrics.kafka_errors.get() - errors_before;
+    if failed > 0 {
+        anyhow::bail!("{failed} messages could not be delivered to {} on {}: the topic does not hold the whole folder (see the warnings above)", config.topic, config.brokers);
+    }
     Ok(sent)
 }
 

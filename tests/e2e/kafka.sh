@@ -68,7 +68,7 @@ step "broker killed with SIGKILL mid-run and restarted"
 metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # A small fetch size makes the run long enough to be interrupted while it reads.
 kafka_job "$WORK/kafka-restart" -w 2 --metrics-addr "127.0.0.1:$metrics_port" \
-  --kafka-option fetch.message.max.bytes=4096 --kafka-option fetch.max.bytes=8192 > "$WORK/kafka-restart.txt" 2> "$WORK/kafka-restart.log" &
+  --kafka-option fetch.message.max.bytes=4096 > "$WORK/kafka-restart.txt" 2> "$WORK/kafka-restart.log" &
 job=$!
 read_count() { # messages read so far, from the job's /metrics
   python3 - "$metrics_port" <<'PY' 2>/dev/null

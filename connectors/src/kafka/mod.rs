@@ -40,6 +40,9 @@ use crate::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceErr
 /// How long metadata and watermark requests may take before the broker counts as unreachable.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(8);
 
+/// How long opening a partition retries while the broker does not answer (it may be restarting).
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(120);
+
 /// How often a reader commits its position to the consumer group (for lag monitoring only).
 const GROUP_COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -209,9 +212,20 @@ impl Source for KafkaSource {
     fn open(&self, partition: u32, offset: u64, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
         let config = &self.config;
         let consumer = Arc::new(config.consumer()?);
-        let (low, high) = consumer
-            .fetch_watermarks(&config.topic, partition as i32, METADATA_TIMEOUT)
-            .map_err(|e| config.error(&format!("fetch the watermarks of partition {partition}"), e))?;
+        // The broker may be restarting: retry for a while before giving up.
+        let deadline = Instant::now() + OPEN_RETRY_FOR;
+        let mut backoff = Duration::from_millis(250);
+        let (low, high) = loop {
+            match consumer.fetch_watermarks(&config.topic, partition as i32, METADATA_TIMEOUT) {
+                Ok(w) => break w,
+                Err(e) if Instant::now() + backoff < deadline => {
+                    tracing::warn!(partition, error = %e, retry_in = ?backoff, "cannot fetch the partition's watermarks (retrying)");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(config.error(&format!("fetch the watermarks of partition {partition} (for {OPEN_RETRY_FOR:?})"), e)),
+            }
+        };
         let (low, high) = (low.max(0) as u64, high.max(0) as u64);
         consumer.context().high_watermark.store(high as i64, Relaxed);
         let start = match (offset, config.start_from) {

@@ -85,12 +85,24 @@ pub fn partition_source<'s>(
     counters: Arc<Counters>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
+    // Open this worker's partitions first: a failure must not leave a half-built operator.
+    let mut known = source.partitions()?;
+    let mut assigned = Vec::new();
+    for (i, &p) in known.iter().enumerate() {
+        if i % peers == index {
+            let reader = source.open(p, 0, config.bounded)?;
+            assigned.push(Assigned { reader, watermark: PartitionWatermark::new(config.lateness_micros), ended: false });
+        }
+    }
     let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
     let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
     let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
     let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         let _ = sync_activator.activate(); // fails only once the worker has shut down
     });
+    for a in assigned.iter_mut() {
+        a.reader.set_waker(Arc::clone(&waker));
+    }
     let open = {
         let (source, bounded, lateness) = (Arc::clone(&source), config.bounded, config.lateness_micros);
         move |p: u32| -> anyhow::Result<Assigned> {
@@ -99,13 +111,6 @@ pub fn partition_source<'s>(
             Ok(Assigned { reader, watermark: PartitionWatermark::new(lateness), ended: false })
         }
     };
-    let mut known = source.partitions()?;
-    let mut assigned = Vec::new();
-    for (i, &p) in known.iter().enumerate() {
-        if i % peers == index {
-            assigned.push(open(p)?);
-        }
-    }
     let discovered = match config.discover_every {
         Some(every) if !config.bounded => Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop))),
         _ => None,
