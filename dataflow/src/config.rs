@@ -33,7 +33,13 @@ use clap::Parser;
   # A cluster from a hostfile (one host:port per line, line i = process i)
   dataflow --input data --output out --bounded -w 4 -n 3 -p 0 -h hosts.txt
 
-Tables are written under OUT/<table>/year=YYYY/month=MM/day=DD[/hour=HH]/part-NNNNN.parquet."
+  # To an S3-compatible store (path-style requests)
+  S3_ENDPOINT=http://127.0.0.1:9000 AWS_ACCESS_KEY_ID=key AWS_SECRET_ACCESS_KEY=secret \\
+    dataflow --input data --output s3://bucket/iot --bounded -w 2
+
+Tables are written under OUT/<table>/year=YYYY/month=MM/day=DD[/hour=HH]/part-NNNNN.parquet,
+committed in epochs recorded under OUT/_checkpoint/; a restart on the same OUT resumes and
+writes every file exactly once."
 )]
 pub struct Args {
     /// Print help.
@@ -78,7 +84,9 @@ pub struct Args {
     #[arg(long, env = "PRODUCER_METRICS_ADDR", default_value = "127.0.0.1:8082")]
     pub producer_metrics_addr: String,
 
-    /// Output folder for the tables.
+    /// Where the tables (and the checkpoint, under `_checkpoint/`) go: a path, file://PATH,
+    /// s3://BUCKET/PREFIX (S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
+    /// or memory://.
     #[arg(long, env = "OUTPUT_PATH", value_name = "DIR", default_value = "./output")]
     pub output: String,
 
@@ -125,6 +133,10 @@ pub struct Args {
     /// Largest number of rows in one part file.
     #[arg(long, env = "ROWS_PER_FILE", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rows_per_file: u64,
+
+    /// Least processing time between two commits (0: commit at every frontier advance).
+    #[arg(long, env = "COMMIT_INTERVAL", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub commit_interval: Duration,
 
     /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9187")]

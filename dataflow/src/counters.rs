@@ -33,6 +33,14 @@ pub struct Counters {
     pub table_bytes: [AtomicU64; 5],
     /// Each partition's event-time watermark in microseconds, as last seen by its reader.
     pub partition_watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, i64>>,
+    /// Each partition's read position (offset of the next message).
+    pub partition_positions: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
+    /// The last epoch this process committed (0: none yet).
+    pub last_epoch: AtomicU64,
+    /// When this process last committed, microseconds since the Unix epoch (0: never).
+    pub last_commit_micros: AtomicI64,
+    /// Durations of commits not yet observed by the metrics histogram, seconds.
+    pub commit_seconds: std::sync::Mutex<Vec<f64>>,
     /// Each partition's consumer lag (messages available but not read), when the source knows.
     pub partition_lag: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// The provisional daily p95 of the newest open day, per device type (milliseconds).

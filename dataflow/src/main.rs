@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use connectors::sink::LocalStore;
+use connectors::sink::{commit, object};
+use dataflow::counters::TABLE_NAMES;
 use connectors::kafka::{KafkaConfig, KafkaSource};
 use connectors::source::file::FileSource;
 use connectors::source::Source;
@@ -66,16 +67,29 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             (Arc::new(source), false)
         }
     };
-    let output = args.output.strip_prefix("file://").unwrap_or(&args.output).to_owned();
-    if output.contains("://") {
-        anyhow::bail!("--output {output}: only local folders are supported by this build (a path or file://PATH)");
+    let output = args.output.clone();
+    let store = object::open(&output).context("--output")?;
+    // The checkpoint: what earlier runs committed. Process 0 finishes the last commit and
+    // removes uncommitted files before any worker of any process starts (the others cannot
+    // start their workers before process 0 has joined the cluster).
+    let checkpoint = commit::load(store.as_ref())?;
+    if args.process == 0 {
+        let report = commit::recover(store.as_ref(), &checkpoint, &TABLE_NAMES)?;
+        if checkpoint.last.is_some() || report.deleted > 0 {
+            tracing::info!(
+                last_epoch = checkpoint.last.as_ref().map(|r| r.epoch),
+                committed_files = checkpoint.committed.len(),
+                published = report.published,
+                deleted_uncommitted = report.deleted,
+                "resuming from the checkpoint: committed files are not written again"
+            );
+        }
     }
-    let store = LocalStore::new(&output).with_context(|| format!("--output {output}"))?;
     tracing::info!(output = %output, workers = args.workers, processes = args.processes, bounded, "starting");
 
     let config = PipelineConfig {
         source,
-        store: Arc::new(store),
+        store,
         source_config: SourceConfig {
             bounded,
             lateness_micros: args.allowed_lateness.as_micros() as i64,
@@ -89,6 +103,9 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         daily_refresh_minutes: Args::minutes(args.daily_refresh, 1),
         log_provisional: args.show_provisional,
         rows_per_file: args.rows_per_file as usize,
+        first_epoch: checkpoint.next_epoch(),
+        committed: Arc::new(checkpoint.committed),
+        commit_interval: args.commit_interval,
     };
     let counters = Arc::new(Counters::new());
     let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));

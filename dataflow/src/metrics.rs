@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use prometheus::{Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 use crate::counters::{Counters, TABLE_NAMES};
 
@@ -42,6 +42,14 @@ pub mod names {
     pub const BYTES_WRITTEN: &str = "iot_etl_bytes_written_total";
     /// Gauge, label [`super::labels::DEVICE_TYPE`]: provisional daily p95 of the open day, ms.
     pub const DAILY_P95_PROVISIONAL: &str = "iot_etl_daily_p95_provisional_milliseconds";
+    /// Gauge: the last epoch this process committed.
+    pub const LAST_COMMITTED_EPOCH: &str = "iot_etl_last_committed_epoch";
+    /// Gauge: when this process last committed, Unix seconds (0: never).
+    pub const LAST_COMMIT_TIMESTAMP: &str = "iot_etl_last_commit_timestamp_seconds";
+    /// Histogram: time to commit an epoch (record + renames), seconds.
+    pub const EPOCH_COMMIT_DURATION: &str = "iot_etl_epoch_commit_duration_seconds";
+    /// Gauge: seconds since the last commit of this process (since start before the first).
+    pub const CHECKPOINT_AGE: &str = "iot_etl_checkpoint_age_seconds";
     /// Gauge: worker threads of this process.
     pub const WORKERS: &str = "iot_etl_workers";
 }
@@ -76,6 +84,11 @@ pub struct EngineMetrics {
     files: IntCounterVec,
     bytes: IntCounterVec,
     provisional: GaugeVec,
+    last_epoch: IntGauge,
+    last_commit: Gauge,
+    commit_duration: Histogram,
+    checkpoint_age: Gauge,
+    started: std::time::Instant,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -94,6 +107,11 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, label: &str) -> GaugeV
     let g = GaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
     registry.register(Box::new(g.clone())).expect("unique metric");
     g
+}
+
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry.register(Box::new(metric.clone())).expect("unique metric");
+    metric
 }
 
 /// Brings a counter up to `target` (counters only grow).
@@ -129,6 +147,18 @@ impl EngineMetrics {
             files: counter_vec(&registry, FILES_WRITTEN, "Part files written, by table.", labels::TABLE),
             bytes: counter_vec(&registry, BYTES_WRITTEN, "Bytes of part files written, by table.", labels::TABLE),
             provisional: gauge_vec(&registry, DAILY_P95_PROVISIONAL, "Provisional daily p95 of the newest open day, milliseconds.", labels::DEVICE_TYPE),
+            last_epoch: register(&registry, IntGauge::new(LAST_COMMITTED_EPOCH, "The last epoch this process committed.").expect("valid metric")),
+            last_commit: register(&registry, Gauge::new(LAST_COMMIT_TIMESTAMP, "When this process last committed, Unix seconds (0: never).").expect("valid metric")),
+            commit_duration: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(EPOCH_COMMIT_DURATION, "Time to commit an epoch (record and renames), seconds.")
+                        .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                )
+                .expect("valid metric"),
+            ),
+            checkpoint_age: register(&registry, Gauge::new(CHECKPOINT_AGE, "Seconds since this process last committed (since start before its first commit).").expect("valid metric")),
+            started: std::time::Instant::now(),
             counters,
             registry,
         };
@@ -168,6 +198,16 @@ impl EngineMetrics {
             if let Some(least) = marks.values().min() {
                 let now = chrono::Utc::now().timestamp_micros();
                 self.frontier_delay.set((now - least) as f64 / 1e6);
+            }
+        }
+        self.last_epoch.set(c.last_epoch.load(Relaxed) as i64);
+        let last = c.last_commit_micros.load(Relaxed);
+        self.last_commit.set(last as f64 / 1e6);
+        let age = if last > 0 { (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6 } else { self.started.elapsed().as_secs_f64() };
+        self.checkpoint_age.set(age.max(0.0));
+        if let Ok(mut durations) = c.commit_seconds.lock() {
+            for d in durations.drain(..) {
+                self.commit_duration.observe(d);
             }
         }
         if let Ok(lags) = c.partition_lag.lock() {

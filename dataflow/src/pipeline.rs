@@ -17,9 +17,11 @@ use std::time::Instant;
 use connectors::sink::TableStore;
 use connectors::source::Source;
 use differential_dataflow::AsCollection;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
+use crate::operators::commit::{commit_files, CommitConfig};
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
 use crate::operators::sink::{SinkConfig, WriteTable};
@@ -63,6 +65,12 @@ pub struct PipelineConfig {
     pub log_provisional: bool,
     /// Largest number of rows in one part file.
     pub rows_per_file: usize,
+    /// Final names of the files committed by earlier runs (from the checkpoint).
+    pub committed: Arc<std::collections::HashSet<String>>,
+    /// The epoch number of this run's first commit.
+    pub first_epoch: u64,
+    /// Least processing time between two commits.
+    pub commit_interval: std::time::Duration,
 }
 
 /// Builds the dataflow in `scope`.
@@ -73,18 +81,24 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         counters: Arc::clone(&counters),
         live: !config.source_config.bounded,
         stop: Arc::clone(&config.source_config.stop),
+        committed: Arc::clone(&config.committed),
     };
     let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
-    streams.rejected.write_table(sink.clone());
-    streams.late.write_table(sink.clone());
+    let rejected_files = streams.rejected.write_table(sink.clone());
+    let late_files = streams.late.write_table(sink.clone());
     let distinct = streams
         .accepted
         .as_collection()
         .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
-    distinct.rows.write_table(sink.clone());
+    let event_files = distinct.rows.write_table(sink.clone());
     let measurements = distinct.measurements;
-    measurements.clone().minute_windows().write_table(sink.clone());
-    measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
+    let window_files = measurements.clone().minute_windows().write_table(sink.clone());
+    let daily_files = measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
+    let files = event_files.concat(window_files).concat(daily_files).concat(late_files).concat(rejected_files);
+    commit_files(
+        files,
+        CommitConfig { store: Arc::clone(&config.store), first_epoch: config.first_epoch, interval: config.commit_interval, counters: Arc::clone(&counters) },
+    );
     counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }

@@ -36,6 +36,10 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     (names::BYTES_WRITTEN, "counter", Some(labels::TABLE)),
     (names::DAILY_P95_PROVISIONAL, "gauge", Some(labels::DEVICE_TYPE)),
     (names::WORKERS, "gauge", None),
+    (names::LAST_COMMITTED_EPOCH, "gauge", None),
+    (names::LAST_COMMIT_TIMESTAMP, "gauge", None),
+    (names::EPOCH_COMMIT_DURATION, "histogram", None),
+    (names::CHECKPOINT_AGE, "gauge", None),
 ];
 
 #[test]
@@ -58,6 +62,9 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     counters.partition_watermarks.lock().unwrap().insert(2, 1_762_128_000_000_000);
     counters.provisional_p95.lock().unwrap().insert("light", 412.5);
     counters.partition_lag.lock().unwrap().insert(1, 42);
+    counters.last_epoch.store(17, Relaxed);
+    counters.last_commit_micros.store(1_762_128_000_000_000, Relaxed);
+    counters.commit_seconds.lock().unwrap().extend([0.002, 0.03]);
     counters.started.store(true, Relaxed);
 
     let (status, body) = get(addr, "/metrics");
@@ -67,6 +74,11 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
         let samples: Vec<&str> = body.lines().filter(|l| l.starts_with(name) && !l.starts_with('#')).collect();
         assert!(!samples.is_empty(), "{name} has no sample");
         for s in samples {
+            if *kind == "histogram" {
+                let ok = s.starts_with(&format!("{name}_bucket{{le=\"")) || s.starts_with(&format!("{name}_sum ")) || s.starts_with(&format!("{name}_count "));
+                assert!(ok, "{s} is not a histogram sample without labels");
+                continue;
+            }
             match label {
                 Some(l) => assert!(s.starts_with(&format!("{name}{{{l}=\"")), "{s} lacks label {l}"),
                 None => assert!(s.starts_with(&format!("{name} ")), "{s} has labels"),
@@ -86,6 +98,10 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
         format!("{}{{device_type=\"light\"}} 412.5", names::DAILY_P95_PROVISIONAL),
         format!("{} 3", names::WORKERS),
         format!("{}{{partition=\"1\"}} 42", names::PARTITION_LAG),
+        format!("{} 17", names::LAST_COMMITTED_EPOCH),
+        format!("{} 1762128000", names::LAST_COMMIT_TIMESTAMP),
+        format!("{}_count 2", names::EPOCH_COMMIT_DURATION),
+        format!("{}_bucket{{le=\"0.0025\"}} 1", names::EPOCH_COMMIT_DURATION),
     ] {
         assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
     }

@@ -22,6 +22,24 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An output URL cannot be used.
+    #[error("output {url}: {problem}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What is wrong, and the fix.
+        problem: String,
+    },
+    /// An object store request failed (after its retries).
+    #[error("cannot {action} {path}: {message}")]
+    Object {
+        /// What was being done.
+        action: &'static str,
+        /// The object, as a URL.
+        path: String,
+        /// The store's error.
+        message: String,
+    },
 }
 
 /// Publishes complete files at paths relative to a table root.
@@ -29,6 +47,18 @@ pub trait TableStore: Send + Sync {
     /// Stores `bytes` at `path` (relative, `/`-separated), replacing any previous file there.
     /// A reader never observes a partial file.
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The file at `path`, or `None` if there is none.
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Moves the file at `from` to `to`, replacing any file there.
+    fn rename(&self, from: &str, to: &str) -> Result<(), StoreError>;
+    /// Deletes the file at `path`; deleting a missing file is not an error.
+    fn delete(&self, path: &str) -> Result<(), StoreError>;
+    /// Every file under the folder `prefix` (relative paths, sorted), at any depth.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Whether a file exists at `path`.
+    fn exists(&self, path: &str) -> Result<bool, StoreError>;
+    /// Where this store is, for messages.
+    fn describe(&self) -> String;
 }
 
 /// A folder on the local filesystem.
@@ -68,6 +98,64 @@ impl TableStore for LocalStore {
         fs::rename(&temp, &target).map_err(io("rename into place", &target))?;
         Ok(())
     }
+
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let p = self.root.join(path);
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { action: "read", path: p, source }),
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (f, t) = (self.root.join(from), self.root.join(to));
+        if let Some(dir) = t.parent() {
+            fs::create_dir_all(dir).map_err(|source| StoreError::Io { action: "create folder", path: dir.to_path_buf(), source })?;
+        }
+        fs::rename(&f, &t).map_err(|source| StoreError::Io { action: "rename", path: f, source })
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        let p = self.root.join(path);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io { action: "delete", path: p, source }),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) -> Result<(), StoreError> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(source) => return Err(StoreError::Io { action: "list", path: dir.to_path_buf(), source }),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|source| StoreError::Io { action: "list", path: dir.to_path_buf(), source })?;
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out)?;
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.root.join(prefix), &self.root, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn exists(&self, path: &str) -> Result<bool, StoreError> {
+        Ok(self.root.join(path).is_file())
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +172,24 @@ mod tests {
         let names: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec!["part-00000.parquet"]);
         assert_eq!(fs::read(folder.join("part-00000.parquet")).unwrap(), b"abcd");
+    }
+
+    #[test]
+    fn get_rename_delete_and_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        store.put("a/x/_f.pending", b"1").unwrap();
+        store.put("a/y.txt", b"2").unwrap();
+        store.put("b/z", b"3").unwrap();
+        assert_eq!(store.list("a").unwrap(), vec!["a/x/_f.pending", "a/y.txt"]);
+        assert_eq!(store.list("missing").unwrap(), Vec::<String>::new());
+        store.rename("a/x/_f.pending", "a/x/y/f").unwrap();
+        assert_eq!(store.get("a/x/y/f").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(store.get("a/x/_f.pending").unwrap(), None);
+        assert!(store.exists("b/z").unwrap() && !store.exists("b/q").unwrap());
+        store.delete("b/z").unwrap();
+        store.delete("b/z").unwrap();
+        assert_eq!(store.list("").unwrap(), vec!["a/x/y/f", "a/y.txt"]);
     }
 
     #[test]

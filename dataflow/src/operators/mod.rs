@@ -1,9 +1,11 @@
 //! The dataflow's operators, one per file, each with a header stating what it means.
 //!
 //! In pipeline order: [`source`] (read partitions, [`validate`], [`lateness`]),
-//! [`dedup`], [`windows`], [`daily_p95`], and [`sink`] for every table.
+//! [`dedup`], [`windows`], [`daily_p95`], [`sink`] for every table, and [`commit`] for the
+//! files of all tables.
 //! Dataflow time is the event-time minute (`u64` minutes since the Unix epoch).
 
+pub mod commit;
 pub mod daily_p95;
 pub mod dedup;
 pub mod lateness;

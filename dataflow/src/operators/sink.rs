@@ -16,14 +16,21 @@
 //! may be incomplete and are not written (a restart recomputes them).
 //!
 //! Rows are routed to workers by period, so each file has exactly one writer.
+//!
+//! Exactly-once: files are written under their pending names and reported (final name, at a
+//! time no later than their rows) on the operator's output, which feeds the committer
+//! ([`super::commit`]). A file whose final name an earlier run already committed is not
+//! written again: after a restart the replay recomputes it identically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use connectors::schema::{EventTime, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_MINUTE};
 use connectors::sink::tables::{encode_parquet, partition_path};
+use connectors::sink::commit::pending_path;
 use connectors::sink::{Table, TableStore};
+use timely::dataflow::operators::Capability;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
@@ -43,41 +50,49 @@ pub struct SinkConfig {
     pub live: bool,
     /// Set when a live run is stopping.
     pub stop: Arc<AtomicBool>,
+    /// Final names of the files already committed (by an earlier run).
+    pub committed: Arc<HashSet<String>>,
 }
 
 impl SinkConfig {
     /// Writes `rows` (sorted here) to `folder` as files `<prefix>NNNNN.parquet` (five
-    /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each.
-    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>) {
+    /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each, under
+    /// their pending names; appends the final names written to `notes`.
+    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>, notes: &mut Vec<String>) {
         rows.sort_unstable_by_key(|r| r.sort_key());
         let table = table_index(R::NAME);
         let now = EventTime(chrono::Utc::now().timestamp_micros());
         for (i, chunk) in rows.chunks(self.rows_per_file.max(1)).enumerate() {
-            let bytes = encode_parquet(&R::to_batch(chunk, now)).unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
             let path = format!("{folder}/{prefix}{i:0digits$}.parquet");
-            if let Err(e) = self.store.put(&path, &bytes) {
+            if self.committed.contains(&path) {
+                continue;
+            }
+            let bytes = encode_parquet(&R::to_batch(chunk, now)).unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
+            if let Err(e) = self.store.put(&pending_path(&path), &bytes) {
                 panic!("cannot write {path}: {e}");
             }
+            notes.push(path);
             self.counters.files_written.fetch_add(1, Relaxed);
             self.counters.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
             self.counters.table_files[table].fetch_add(1, Relaxed);
             self.counters.table_bytes[table].fetch_add(bytes.len() as u64, Relaxed);
+            self.counters.rows_written[table].fetch_add(chunk.len() as u64, Relaxed);
         }
-        self.counters.rows_written[table].fetch_add(rows.len() as u64, Relaxed);
     }
 }
 
 /// The sink operator on a stream of table rows.
-pub trait WriteTable<R> {
-    /// Writes the rows to their table; see the module header.
-    fn write_table(self, config: SinkConfig);
+pub trait WriteTable<'s, R> {
+    /// Writes the rows to their table (see the module header); returns the final names of
+    /// the files written, each at a time no later than its rows.
+    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, String>;
 }
 
-impl<'s, R> WriteTable<R> for StreamVec<'s, u64, R>
+impl<'s, R> WriteTable<'s, R> for StreamVec<'s, u64, R>
 where
     R: Table + timely::ExchangeData,
 {
-    fn write_table(self, config: SinkConfig) {
+    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, String> {
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
         let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
         let exchange = Exchange::new(move |r: &R| period(r) as u64);
@@ -87,60 +102,77 @@ where
         let folder = move |key: i64| format!("{}/{}", R::NAME, partition_path(EventTime(key * period_micros), R::DAILY));
         // The least frontier time seen while the input was open.
         let mut last_frontier = 0u64;
-        self.sink(exchange, &format!("Write {}", R::NAME), move |(input, frontier)| {
-            input.for_each(|cap, data| {
-                let Some(&time) = cap.least() else { return };
-                let Some(first) = data.first().map(&period) else { return };
-                if data.iter().all(|r| period(r) == first) {
-                    buffered.entry(first).or_default().push((time, std::mem::take(data)));
+        // A capability at the least time of the buffered rows, for reporting files.
+        let mut held: Option<Capability<u64>> = None;
+        self.unary_frontier(exchange, &format!("Write {}", R::NAME), move |_cap, _info| {
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(&time) = cap.least() else { return };
+                    if held.as_ref().is_none_or(|h| time < *h.time()) {
+                        held = Some(cap.delayed(&time, 0));
+                    }
+                    let Some(first) = data.first().map(&period) else { return };
+                    if data.iter().all(|r| period(r) == first) {
+                        buffered.entry(first).or_default().push((time, std::mem::take(data)));
+                    } else {
+                        for row in data.drain(..) {
+                            let rows = buffered.entry(period(&row)).or_default();
+                            match rows.last_mut() {
+                                Some((t, last)) if *t == time => last.push(row),
+                                _ => rows.push((time, vec![row])),
+                            }
+                        }
+                    }
+                });
+                let done = frontier.is_empty();
+                if let Some(&f) = frontier.frontier().first() {
+                    last_frontier = f;
+                }
+                let mut notes = Vec::new();
+                if config.live || (done && config.stop.load(Relaxed)) {
+                    // Every time the frontier has passed, as one set of minute files.
+                    let limit = if done && !config.stop.load(Relaxed) { u64::MAX } else { last_frontier };
+                    for (key, containers) in buffered.iter_mut() {
+                        let mut ready: BTreeMap<u64, Vec<Vec<R>>> = BTreeMap::new();
+                        let mut i = 0;
+                        while i < containers.len() {
+                            if containers[i].0 < limit {
+                                let (t, rows) = containers.swap_remove(i);
+                                ready.entry(t).or_default().push(rows);
+                            } else {
+                                i += 1;
+                            }
+                        }
+                        for (t, rows) in ready {
+                            config.write(&folder(*key), &format!("part-m{t}-"), 3, rows.iter().flatten().collect(), &mut notes);
+                        }
+                    }
+                    buffered.retain(|_, c| !c.is_empty());
+                    if done {
+                        buffered.clear(); // stopping: the rest is incomplete
+                    }
                 } else {
-                    for row in data.drain(..) {
-                        let rows = buffered.entry(period(&row)).or_default();
-                        match rows.last_mut() {
-                            Some((t, last)) if *t == time => last.push(row),
-                            _ => rows.push((time, vec![row])),
+                    // A period is complete when no time before its end can still arrive.
+                    while let Some(entry) = buffered.first_entry() {
+                        let end_minute = ((*entry.key() + 1) * period_micros / MICROS_PER_MINUTE) as u64;
+                        if frontier.less_than(&end_minute) {
+                            break;
                         }
+                        let key = *entry.key();
+                        let containers = entry.remove();
+                        config.write(&folder(key), "part-", 5, containers.iter().flat_map(|(_, rows)| rows).collect(), &mut notes);
                     }
                 }
-            });
-            let done = frontier.is_empty();
-            if let Some(&f) = frontier.frontier().first() {
-                last_frontier = f;
-            }
-            if config.live || (done && config.stop.load(Relaxed)) {
-                // Every time the frontier has passed, as one set of minute files.
-                let limit = if done && !config.stop.load(Relaxed) { u64::MAX } else { last_frontier };
-                for (key, containers) in buffered.iter_mut() {
-                    let mut ready: BTreeMap<u64, Vec<Vec<R>>> = BTreeMap::new();
-                    let mut i = 0;
-                    while i < containers.len() {
-                        if containers[i].0 < limit {
-                            let (t, rows) = containers.swap_remove(i);
-                            ready.entry(t).or_default().push(rows);
-                        } else {
-                            i += 1;
-                        }
+                if let Some(cap) = held.as_mut() {
+                    if !notes.is_empty() {
+                        output.session(&*cap).give_iterator(notes.drain(..));
                     }
-                    for (t, rows) in ready {
-                        config.write(&folder(*key), &format!("part-m{t}-"), 3, rows.iter().flatten().collect());
+                    match buffered.values().flatten().map(|(t, _)| *t).min() {
+                        Some(least) => cap.downgrade(&least),
+                        None => held = None,
                     }
                 }
-                buffered.retain(|_, c| !c.is_empty());
-                if done {
-                    buffered.clear(); // stopping: the rest is incomplete
-                }
-                return;
             }
-            // A period is complete when no time before its end can still arrive.
-            while let Some(entry) = buffered.first_entry() {
-                let end_minute = ((*entry.key() + 1) * period_micros / MICROS_PER_MINUTE) as u64;
-                if frontier.less_than(&end_minute) {
-                    break;
-                }
-                let key = *entry.key();
-                let containers = entry.remove();
-                config.write(&folder(key), "part-", 5, containers.iter().flat_map(|(_, rows)| rows).collect());
-            }
-        });
+        })
     }
 }

@@ -222,6 +222,11 @@ pub fn partition_source<'s>(
                     cap.downgrade(&minute);
                 }
             }
+            if let Ok(mut positions) = counters.partition_positions.lock() {
+                for p in assigned.iter() {
+                    positions.insert(p.reader.partition(), p.reader.position());
+                }
+            }
             if let Ok(mut lags) = counters.partition_lag.lock() {
                 for p in assigned.iter() {
                     if let Some(lag) = p.reader.lag() {

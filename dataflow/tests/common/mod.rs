@@ -61,6 +61,9 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         daily_refresh_minutes: 60,
         log_provisional: false,
         rows_per_file: 1_000_000,
+        committed: Default::default(),
+        first_epoch: 1,
+        commit_interval: std::time::Duration::ZERO,
     };
     let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
     run(config, comm, Arc::new(Counters::new())).expect("engine run")
@@ -329,6 +332,8 @@ pub fn file_list(output: &Path) -> Vec<String> {
     if output.exists() {
         walk(output, output, &mut out);
     }
+    // Table files only: not the commit records under `_checkpoint/`.
+    out.retain(|f| !f.starts_with('_'));
     out.sort();
     out
 }
