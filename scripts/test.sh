@@ -4,7 +4,7 @@
 # Unit, property, operator/reference and multi-process tests need nothing but the Rust
 # toolchain and a C compiler (librdkafka is built from the rdkafka crate's bundled source).
 # The end-to-end tests install what they need (Prometheus from Debian, the tansu broker with
-# cargo install, about 11 minutes the first time) and fail loudly if a server cannot start.
+# cargo install, about 11 minutes the first time, moto from PyPI) and fail loudly if a server cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +21,5 @@ cargo test --workspace --locked "$@"
 # End-to-end, against real servers the scripts install and start on loopback.
 scripts/monitoring-check.sh        # promtool check config/rules/test rules, Prometheus loads every panel query
 tests/e2e/kafka.sh                 # Kafka source vs file source on a real broker (tansu), -w 2, -n 2, broker restart
+tests/e2e/s3.sh                    # exactly-once to a real S3-compatible server (moto): SIGKILLs, 30 s freeze
+tests/e2e/prometheus.sh            # a real Prometheus scraping the live embedded run: every panel query has data

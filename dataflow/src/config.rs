@@ -134,6 +134,11 @@ pub struct Args {
     #[arg(long, env = "ROWS_PER_FILE", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rows_per_file: u64,
 
+    /// Flow control: how far (event time) a partition may be read ahead of the finished output.
+    /// Smaller bounds memory more tightly; larger lets quick partitions run further ahead.
+    #[arg(long, env = "MAX_AHEAD", default_value = "3h", value_parser = humantime::parse_duration)]
+    pub max_ahead: Duration,
+
     /// Least processing time between two commits (0: commit at every frontier advance).
     #[arg(long, env = "COMMIT_INTERVAL", default_value = "0s", value_parser = humantime::parse_duration)]
     pub commit_interval: Duration,

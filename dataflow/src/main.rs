@@ -98,6 +98,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             stop: Arc::clone(&stop),
             discover_every: (!bounded).then_some(Duration::from_secs(10)),
             idle_poll: if bounded { Duration::from_millis(50) } else { Duration::from_millis(250) },
+            max_ahead_minutes: Args::minutes(args.max_ahead, 60),
         },
         dedup_horizon_minutes: Args::minutes(args.dedup_horizon, 0),
         daily_refresh_minutes: Args::minutes(args.daily_refresh, 1),

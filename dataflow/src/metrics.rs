@@ -222,6 +222,22 @@ impl EngineMetrics {
         }
     }
 
+    /// Ready when the dataflow has started (its partitions are open) and, while messages are
+    /// waiting to be read, the last commit is at most [`READY_MAX_COMMIT_AGE`] old.
+    pub fn readiness(&self) -> Result<(), String> {
+        let c = &self.counters;
+        if !c.started.load(Relaxed) {
+            return Err("starting: the dataflow is not built yet".into());
+        }
+        let lag: u64 = c.partition_lag.lock().map(|l| l.values().sum()).unwrap_or(0);
+        let last = c.last_commit_micros.load(Relaxed);
+        let age = if last > 0 { (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6 } else { self.started.elapsed().as_secs_f64() };
+        if lag > 0 && age > READY_MAX_COMMIT_AGE.as_secs_f64() {
+            return Err(format!("stalled: {lag} messages waiting and no commit for {age:.0} s"));
+        }
+        Ok(())
+    }
+
     /// The metrics in the Prometheus text format, freshly synced.
     pub fn render(&self) -> String {
         self.sync();
@@ -236,11 +252,14 @@ impl EngineMetrics {
     }
 }
 
+/// How old the last commit may be, while messages wait, for `/readyz` to answer ready.
+pub const READY_MAX_COMMIT_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The paths the engine's HTTP server answers (Kubernetes probes must use these).
 pub const HTTP_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
-/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (the dataflow has
-/// started) over HTTP on `addr` from a background thread; returns the bound address.
+/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see
+/// [`EngineMetrics::readiness`]) over HTTP on `addr` from a background thread; returns the bound address.
 pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net::SocketAddr> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)"))?;
@@ -253,8 +272,10 @@ pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net
                     "Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header"),
                 ),
                 "/healthz" => tiny_http::Response::from_string("ok\n"),
-                "/readyz" if metrics.counters.started.load(Relaxed) => tiny_http::Response::from_string("ready\n"),
-                "/readyz" => tiny_http::Response::from_string("starting\n").with_status_code(503),
+                "/readyz" => match metrics.readiness() {
+                    Ok(()) => tiny_http::Response::from_string("ready\n"),
+                    Err(why) => tiny_http::Response::from_string(format!("{why}\n")).with_status_code(503),
+                },
                 _ => tiny_http::Response::from_string("not found: try /metrics, /healthz or /readyz\n").with_status_code(404),
             };
             let _ = request.respond(response);

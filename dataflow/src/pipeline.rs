@@ -17,7 +17,8 @@ use std::time::Instant;
 use connectors::sink::TableStore;
 use connectors::source::Source;
 use differential_dataflow::AsCollection;
-use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::{Concat, Probe};
+use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
@@ -83,11 +84,15 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         stop: Arc::clone(&config.source_config.stop),
         committed: Arc::clone(&config.committed),
     };
-    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters))?;
+    let done = ProbeHandle::new();
+    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters), done.clone())?;
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
+    // Flow control (see the source operator) follows the source's own frontier, the least
+    // watermark of all partitions: the partition that holds it back is never throttled.
     let distinct = streams
         .accepted
+        .probe_with(&done)
         .as_collection()
         .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
     let event_files = distinct.rows.write_table(sink.clone());

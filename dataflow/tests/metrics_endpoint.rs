@@ -105,6 +105,11 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     ] {
         assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
     }
+    // Messages wait (lag 42) and the last commit is from 2025: stalled, not ready.
+    let (status, why) = get(addr, "/readyz");
+    assert_eq!(status, 503, "{why}");
+    assert!(why.contains("42 messages waiting"), "{why}");
+    counters.last_commit_micros.store(chrono::Utc::now().timestamp_micros(), Relaxed);
     assert_eq!(get(addr, "/readyz").0, 200);
     // Counters only grow: a second scrape shows the same totals.
     let (_, again) = get(addr, "/metrics");

@@ -18,13 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/services/kafka.sh
 
+source tests/e2e/common.sh
+
 WORK=${1:-target/e2e-kafka}
-BIN=target/release
-step() { echo "== $*"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-for b in dataflow producer analytics; do
-  [ -x "$BIN/$b" ] || fail "$BIN/$b is missing: run cargo build --release first"
-done
 
 kafka_install
 rm -rf "$WORK" && mkdir -p "$WORK"

@@ -20,6 +20,15 @@
 //! - Stop (Ctrl-C in live mode): the operator stops reading and drops its capability; the
 //!   sinks then write only what the frontier had completed (see [`super::sink`]).
 //!
+//! Flow control: a partition whose watermark is more than `max_ahead_minutes` of event time
+//! ahead of the source frontier of the whole dataflow (the least watermark over every
+//! partition of every worker, read from a probe) is not read until the rest catches up.
+//! Without it a worker whose partitions are quick would race ahead and every downstream
+//! operator would buffer its output until the slowest partition's watermark arrives; with it,
+//! memory is bounded by that many minutes of events. The partition that holds the frontier
+//! back is never throttled, so this cannot deadlock, and it changes only when messages are
+//! read, never what is computed.
+//!
 //! Mechanics: each activation reads at most a bounded number of bytes per partition and
 //! re-activates itself while there is more, so it never blocks the worker. A reader that can
 //! tell when messages arrive (Kafka) wakes the operator through a thread-safe activator; an
@@ -36,7 +45,7 @@ use connectors::sink::{EventRow, LateRow, RejectedRow};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Scope, StreamVec};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use super::lateness::PartitionWatermark;
 use super::validate::{classify, Classified};
@@ -59,6 +68,9 @@ pub struct SourceConfig {
     pub discover_every: Option<Duration>,
     /// How long an idle partition waits before it is polled again (a waker may come sooner).
     pub idle_poll: Duration,
+    /// Flow control: how far (event-time minutes) a partition may run ahead of the finished
+    /// output; see the module header.
+    pub max_ahead_minutes: u64,
 }
 
 struct Assigned {
@@ -83,6 +95,7 @@ pub fn partition_source<'s>(
     source: Arc<dyn Source>,
     config: SourceConfig,
     counters: Arc<Counters>,
+    done: ProbeHandle<u64>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
     // Open this worker's partitions first: a failure must not leave a half-built operator.
@@ -154,13 +167,25 @@ pub fn partition_source<'s>(
             }
             let mut more = false;
             let mut idle = false;
+            let mut throttled = false;
+            let finished = done.with_frontier(|f| f.first().copied());
             let mut accepted_out = accepted_out.activate();
             let mut late_out = late_out.activate();
             let mut rejected_out = rejected_out.activate();
             let mut accepted_session = accepted_out.session(&caps[0]);
-            let mut late_session = late_out.session(&caps[1]);
-            let mut rejected_session = rejected_out.session(&caps[2]);
+            // Late and rejected rows (rare) are sent at their own minute, like accepted events,
+            // so that every record's dataflow time is a function of the input alone.
+            let (mut late_rows, mut rejected_rows) = (Vec::new(), Vec::new());
             for part in assigned.iter_mut().filter(|p| !p.ended) {
+                if let (Some(finished), Some(w)) = (finished, part.watermark.watermark()) {
+                    if EventTime(w.micros().max(0)).minute() > finished + config.max_ahead_minutes {
+                        if !throttled {
+                            tracing::trace!(partition = part.reader.partition(), finished, watermark = %w, "ahead of the finished output: waiting");
+                        }
+                        throttled = true;
+                        continue;
+                    }
+                }
                 batch.clear();
                 let status = match part.reader.poll(&mut batch, config.batch_bytes) {
                     Ok(s) => s,
@@ -187,11 +212,11 @@ pub fn partition_source<'s>(
                         }
                         Classified::Late(row) => {
                             late += 1;
-                            late_session.give(row);
+                            late_rows.push(row);
                         }
                         Classified::Rejected(row) => {
                             counters.add_rejected(row.reason, 1);
-                            rejected_session.give(row);
+                            rejected_rows.push(row);
                         }
                     }
                 }
@@ -200,7 +225,15 @@ pub fn partition_source<'s>(
                 counters.accepted.fetch_add(accepted, Relaxed);
                 counters.late.fetch_add(late, Relaxed);
             }
-            drop((accepted_session, late_session, rejected_session));
+            drop(accepted_session);
+            for row in late_rows {
+                let minute = EventTime(row.watermark.micros().max(0)).minute();
+                late_out.session(&caps[1].delayed(&minute)).give(row);
+            }
+            for row in rejected_rows {
+                let minute = row.filed_under.minute();
+                rejected_out.session(&caps[2].delayed(&minute)).give(row);
+            }
             if let Ok(mut marks) = counters.partition_watermarks.lock() {
                 for p in assigned.iter() {
                     if let Some(w) = p.watermark.watermark() {
@@ -236,6 +269,8 @@ pub fn partition_source<'s>(
             }
             if more {
                 activator.activate();
+            } else if throttled {
+                activator.activate_after(Duration::from_millis(2));
             } else if idle || discovered.is_some() {
                 activator.activate_after(config.idle_poll);
             }
