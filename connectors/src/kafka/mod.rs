@@ -361,7 +361,7 @@ mod tests {
         let mut reader = source.open(p, offset, true).unwrap();
         let mut batch = MessageBatch::default();
         let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             batch.clear();
             let status = reader.poll(&mut batch, 10).unwrap();
