@@ -84,15 +84,15 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         stop: Arc::clone(&config.source_config.stop),
         committed: Arc::clone(&config.committed),
     };
-    let done = ProbeHandle::new();
-    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters), done.clone())?;
+    let source_frontier = ProbeHandle::new();
+    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters), source_frontier.clone())?;
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
     // Flow control (see the source operator) follows the source's own frontier, the least
     // watermark of all partitions: the partition that holds it back is never throttled.
     let distinct = streams
         .accepted
-        .probe_with(&done)
+        .probe_with(&source_frontier)
         .as_collection()
         .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
     let event_files = distinct.rows.write_table(sink.clone());

@@ -29,6 +29,7 @@
 #   started with RUST_LOG=$KAFKA_LOG (default: warn) so that a caller's RUST_LOG=debug does
 #   not flood the log, and NO_COLOR=1 (it writes ANSI colour codes even into a file).
 # - Produce uncompressed: with sqlite://, compressed batches are stored but every fetch fails.
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 # Installs tansu unless `tansu --version` answers.
 kafka_install() {
@@ -57,17 +58,12 @@ _kafka_port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-_kafka_log_tail() {
-  echo "---- last 40 lines of $1 ----" >&2
-  tail -n 40 "$1" >&2 2>/dev/null || true
-  echo "----" >&2
-}
 
 # kafka_start DATA_DIR [PORT]
 kafka_start() {
   local dir=${1:?usage: kafka_start DATA_DIR [PORT]} port=${2:-}
   command -v tansu >/dev/null 2>&1 || { echo "kafka_start: error: tansu is not installed (run kafka_install)" >&2; return 1; }
-  if [ -n "${KAFKA_PID:-}" ] && _kafka_alive "$KAFKA_PID"; then
+  if [ -n "${KAFKA_PID:-}" ] && service_alive "$KAFKA_PID"; then
     echo "kafka_start: error: a broker started here is still running (pid $KAFKA_PID); kafka_stop first" >&2
     return 1
   fi
@@ -91,70 +87,48 @@ kafka_start() {
     --storage-engine "sqlite://$dir/tansu.db") >>"$log" 2>&1 &
   local pid=$! deadline=$((SECONDS + 30))
   until _kafka_port_open "$port"; do
-    if ! _kafka_alive "$pid"; then
+    if ! service_alive "$pid"; then
       local status=0
       wait "$pid" 2>/dev/null || status=$?
       echo "kafka_start: error: tansu exited (status $status) before accepting connections on $url" >&2
-      _kafka_log_tail "$log"
+      service_log_tail "$log"
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "kafka_start: error: tansu (pid $pid) does not accept connections on $url after 30 s" >&2
-      _kafka_log_tail "$log"
+      service_log_tail "$log"
       kill -9 "$pid" 2>/dev/null || true
-      _kafka_wait_gone "$pid" 100 || true
+      service_wait_gone "$pid" 100 || true
       return 1
     fi
     sleep 0.1
   done
-  if ! _kafka_alive "$pid"; then  # another process took the port between the pick and the bind
+  if ! service_alive "$pid"; then  # another process took the port between the pick and the bind
     echo "kafka_start: error: 127.0.0.1:$port answers but tansu (pid $pid) exited" >&2
-    _kafka_log_tail "$log"
+    service_log_tail "$log"
     return 1
   fi
   if [ ! -f "$dir/tansu.db" ]; then
     echo "kafka_start: error: tansu is up but $dir/tansu.db does not exist: the storage is elsewhere" >&2
-    _kafka_log_tail "$log"
+    service_log_tail "$log"
     kill -9 "$pid" 2>/dev/null || true
-    _kafka_wait_gone "$pid" 100 || true
+    service_wait_gone "$pid" 100 || true
     return 1
   fi
   export KAFKA_PID=$pid KAFKA_PORT=$port KAFKA_DATA_DIR=$dir KAFKA_BROKERS=127.0.0.1:$port
 }
 
-# True while process $1 runs (a zombie, exited but not yet reaped, does not count).
-_kafka_alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
 
-# Waits up to $2 tenths of a second for process $1 to exit, then reaps it if it is a child
-# of this shell. (stderr is silenced for the whole block: bash reaps its children on its own
-# and prints "Killed" notices at the next command.)
-_kafka_wait_gone() {
-  local pid=$1 limit=${2:-100} i=0
-  {
-    while _kafka_alive "$pid"; do
-      [ "$i" -lt "$limit" ] || return 1
-      sleep 0.1
-      i=$((i + 1))
-    done
-    wait "$pid" || true
-  } 2>/dev/null
-}
 
 kafka_stop() {
   local pid=${KAFKA_PID:-}
   [ -n "$pid" ] || return 0
-  if _kafka_alive "$pid"; then
+  if service_alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    if ! _kafka_wait_gone "$pid" 100; then
+    if ! service_wait_gone "$pid" 100; then
       echo "kafka_stop: tansu (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
       kill -9 "$pid" 2>/dev/null || true
-      _kafka_wait_gone "$pid" 100 || { echo "kafka_stop: error: tansu (pid $pid) does not exit" >&2; return 1; }
+      service_wait_gone "$pid" 100 || { echo "kafka_stop: error: tansu (pid $pid) does not exit" >&2; return 1; }
     fi
   else
     wait "$pid" 2>/dev/null || true
@@ -165,7 +139,7 @@ kafka_stop() {
 kafka_kill9() {
   local pid=${KAFKA_PID:?kafka_kill9: no broker started (KAFKA_PID is unset)}
   kill -9 "$pid" 2>/dev/null || true
-  _kafka_wait_gone "$pid" 100 || { echo "kafka_kill9: error: tansu (pid $pid) survives SIGKILL" >&2; return 1; }
+  service_wait_gone "$pid" 100 || { echo "kafka_kill9: error: tansu (pid $pid) survives SIGKILL" >&2; return 1; }
   unset KAFKA_PID
 }
 

@@ -23,6 +23,7 @@
 # Facts this relies on (../shared/SERVICES.md): `apt-get install -y prometheus` provides
 # /usr/bin/prometheus and /usr/bin/promtool and starts no service in a container; rule_files
 # in the config are resolved against the config file's directory.
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 # Installs Prometheus and promtool unless both already answer `--version`.
 prometheus_install() {
@@ -62,32 +63,8 @@ except Exception:
 PY
 }
 
-# True while process $1 runs (a zombie, exited but not yet reaped, does not count).
-_prometheus_alive() {
-  kill -0 "$1" 2>/dev/null || return 1
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
 
-# Waits up to $2 tenths of a second for process $1 to exit, then reaps it if it is a child
-# of this shell.
-_prometheus_wait_gone() {
-  local pid=$1 limit=${2:-100} i=0
-  while _prometheus_alive "$pid"; do
-    [ "$i" -lt "$limit" ] || return 1
-    sleep 0.1
-    i=$((i + 1))
-  done
-  wait "$pid" 2>/dev/null || true
-}
 
-_prometheus_log_tail() {
-  echo "---- last 40 lines of $1 ----" >&2
-  tail -n 40 "$1" >&2 2>/dev/null || true
-  echo "----" >&2
-}
 
 # prometheus_start CONFIG_FILE PORT DATA_DIR
 prometheus_start() {
@@ -95,7 +72,7 @@ prometheus_start() {
   local config=${1:?$usage} port=${2:?$usage} dir=${3:?$usage}
   command -v prometheus >/dev/null 2>&1 || { echo "prometheus_start: error: prometheus is not installed (run prometheus_install)" >&2; return 1; }
   [ -f "$config" ] || { echo "prometheus_start: error: config file $config does not exist" >&2; return 1; }
-  if [ -n "${PROMETHEUS_PID:-}" ] && _prometheus_alive "$PROMETHEUS_PID"; then
+  if [ -n "${PROMETHEUS_PID:-}" ] && service_alive "$PROMETHEUS_PID"; then
     echo "prometheus_start: error: a Prometheus started here is still running (pid $PROMETHEUS_PID); prometheus_stop first" >&2
     return 1
   fi
@@ -110,18 +87,18 @@ prometheus_start() {
     --web.listen-address="127.0.0.1:$port" >>"$log" 2>&1 &
   local pid=$! deadline=$((SECONDS + 30))
   until [ "$(_prometheus_http_status "$url/-/ready")" = 200 ]; do
-    if ! _prometheus_alive "$pid"; then
+    if ! service_alive "$pid"; then
       local status=0
       wait "$pid" 2>/dev/null || status=$?
       echo "prometheus_start: error: prometheus exited (status $status) before $url/-/ready answered" >&2
-      _prometheus_log_tail "$log"
+      service_log_tail "$log"
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
       echo "prometheus_start: error: prometheus (pid $pid) is not ready at $url/-/ready after 30 s" >&2
-      _prometheus_log_tail "$log"
+      service_log_tail "$log"
       kill -9 "$pid" 2>/dev/null || true
-      _prometheus_wait_gone "$pid" 100 || true
+      service_wait_gone "$pid" 100 || true
       return 1
     fi
     sleep 0.2
@@ -152,12 +129,12 @@ PY
 prometheus_stop() {
   local pid=${PROMETHEUS_PID:-}
   [ -n "$pid" ] || return 0
-  if _prometheus_alive "$pid"; then
+  if service_alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    if ! _prometheus_wait_gone "$pid" 100; then
+    if ! service_wait_gone "$pid" 100; then
       echo "prometheus_stop: prometheus (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
       kill -9 "$pid" 2>/dev/null || true
-      _prometheus_wait_gone "$pid" 100 || { echo "prometheus_stop: error: prometheus (pid $pid) does not exit" >&2; return 1; }
+      service_wait_gone "$pid" 100 || { echo "prometheus_stop: error: prometheus (pid $pid) does not exit" >&2; return 1; }
     fi
   else
     wait "$pid" 2>/dev/null || true

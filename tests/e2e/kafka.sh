@@ -61,7 +61,7 @@ wait "$p1" || fail "process 1 of -n 2 failed"
 "$BIN/analytics" diff "$WORK/files" "$WORK/kafka-n2" || fail "-n 2 over Kafka differs from the file source"
 
 step "broker killed with SIGKILL mid-run and restarted"
-metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_port=$(free_port)
 # A small fetch size makes the run long enough to be interrupted while it reads.
 kafka_job "$WORK/kafka-restart" -w 2 --metrics-addr "127.0.0.1:$metrics_port" \
   --kafka-option fetch.message.max.bytes=4096 > "$WORK/kafka-restart.txt" 2> "$WORK/kafka-restart.log" &

@@ -20,7 +20,6 @@ source scripts/services/prometheus.sh
 WORK=${1:-target/e2e-prometheus}
 prometheus_install
 rm -rf "$WORK" && mkdir -p "$WORK"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ENGINE_PORT=$(free_port) PRODUCER_PORT=$(free_port) PROM_PORT=$(free_port)
 
 step "embedded run: engine metrics on :$ENGINE_PORT, producer metrics on :$PRODUCER_PORT"

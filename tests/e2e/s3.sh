@@ -31,7 +31,7 @@ step "generating $DATA"
   --duplicates 0.02 --late 0.005 --invalid 0.005 --outliers 0.01 --metrics-addr 127.0.0.1:0
 "$BIN/dataflow" --input "$DATA" --output "$WORK/expected" --bounded -w 1 --metrics-addr 127.0.0.1:0 --progress never >/dev/null
 
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 step "starting moto_server on 127.0.0.1:$PORT"
 moto_server -H 127.0.0.1 -p "$PORT" > "$WORK/moto.log" 2>&1 &
 MOTO=$!

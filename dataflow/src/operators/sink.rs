@@ -163,7 +163,6 @@ where
                         config.write(&folder(key), "part-", 5, containers.iter().flat_map(|(_, rows)| rows).collect(), &mut notes);
                     }
                 }
-                tracing::trace!(table = R::NAME, frontier = ?frontier.frontier().first(), held = ?held.as_ref().map(|h| *h.time()), buffered = buffered.len(), "sink");
                 if let Some(cap) = held.as_mut() {
                     if !notes.is_empty() {
                         output.session(&*cap).give_iterator(notes.drain(..));

@@ -68,8 +68,8 @@ pub struct SourceConfig {
     pub discover_every: Option<Duration>,
     /// How long an idle partition waits before it is polled again (a waker may come sooner).
     pub idle_poll: Duration,
-    /// Flow control: how far (event-time minutes) a partition may run ahead of the finished
-    /// output; see the module header.
+    /// Flow control: how far (event-time minutes) a partition may run ahead of the source
+    /// frontier of the whole dataflow; see the module header.
     pub max_ahead_minutes: u64,
 }
 
@@ -95,16 +95,21 @@ pub fn partition_source<'s>(
     source: Arc<dyn Source>,
     config: SourceConfig,
     counters: Arc<Counters>,
-    done: ProbeHandle<u64>,
+    frontier: ProbeHandle<u64>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
+    let open = {
+        let (source, bounded, lateness) = (Arc::clone(&source), config.bounded, config.lateness_micros);
+        move |p: u32| -> anyhow::Result<Assigned> {
+            Ok(Assigned { reader: source.open(p, 0, bounded)?, watermark: PartitionWatermark::new(lateness), ended: false })
+        }
+    };
     // Open this worker's partitions first: a failure must not leave a half-built operator.
     let mut known = source.partitions()?;
     let mut assigned = Vec::new();
     for (i, &p) in known.iter().enumerate() {
         if i % peers == index {
-            let reader = source.open(p, 0, config.bounded)?;
-            assigned.push(Assigned { reader, watermark: PartitionWatermark::new(config.lateness_micros), ended: false });
+            assigned.push(open(p)?);
         }
     }
     let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
@@ -116,14 +121,6 @@ pub fn partition_source<'s>(
     for a in assigned.iter_mut() {
         a.reader.set_waker(Arc::clone(&waker));
     }
-    let open = {
-        let (source, bounded, lateness) = (Arc::clone(&source), config.bounded, config.lateness_micros);
-        move |p: u32| -> anyhow::Result<Assigned> {
-            let mut reader = source.open(p, 0, bounded)?;
-            reader.set_waker(Arc::clone(&waker));
-            Ok(Assigned { reader, watermark: PartitionWatermark::new(lateness), ended: false })
-        }
-    };
     let discovered = match config.discover_every {
         Some(every) if !config.bounded => Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop))),
         _ => None,
@@ -156,7 +153,8 @@ pub fn partition_source<'s>(
                         continue;
                     }
                     match open(p) {
-                        Ok(a) => {
+                        Ok(mut a) => {
+                            a.reader.set_waker(Arc::clone(&waker));
                             tracing::info!(partition = p, worker = index, "reading a new partition");
                             assigned.push(a);
                             known.push(p);
@@ -168,7 +166,7 @@ pub fn partition_source<'s>(
             let mut more = false;
             let mut idle = false;
             let mut throttled = false;
-            let finished = done.with_frontier(|f| f.first().copied());
+            let least = frontier.with_frontier(|f| f.first().copied());
             let mut accepted_out = accepted_out.activate();
             let mut late_out = late_out.activate();
             let mut rejected_out = rejected_out.activate();
@@ -177,11 +175,8 @@ pub fn partition_source<'s>(
             // so that every record's dataflow time is a function of the input alone.
             let (mut late_rows, mut rejected_rows) = (Vec::new(), Vec::new());
             for part in assigned.iter_mut().filter(|p| !p.ended) {
-                if let (Some(finished), Some(w)) = (finished, part.watermark.watermark()) {
-                    if EventTime(w.micros().max(0)).minute() > finished + config.max_ahead_minutes {
-                        if !throttled {
-                            tracing::trace!(partition = part.reader.partition(), finished, watermark = %w, "ahead of the finished output: waiting");
-                        }
+                if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
+                    if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
                         throttled = true;
                         continue;
                     }
@@ -204,19 +199,19 @@ pub fn partition_source<'s>(
                     if classified.minute() < floor {
                         classified = behind_frontier(classified, floor);
                     }
+                    let minute = classified.minute();
                     match classified {
                         Classified::Accepted(row) => {
                             accepted += 1;
-                            let minute = row.event.timestamp.minute();
                             accepted_session.give((row, minute, 1isize));
                         }
                         Classified::Late(row) => {
                             late += 1;
-                            late_rows.push(row);
+                            late_rows.push((minute, row));
                         }
                         Classified::Rejected(row) => {
                             counters.add_rejected(row.reason, 1);
-                            rejected_rows.push(row);
+                            rejected_rows.push((minute, row));
                         }
                     }
                 }
@@ -226,12 +221,10 @@ pub fn partition_source<'s>(
                 counters.late.fetch_add(late, Relaxed);
             }
             drop(accepted_session);
-            for row in late_rows {
-                let minute = EventTime(row.watermark.micros().max(0)).minute();
+            for (minute, row) in late_rows {
                 late_out.session(&caps[1].delayed(&minute)).give(row);
             }
-            for row in rejected_rows {
-                let minute = row.filed_under.minute();
+            for (minute, row) in rejected_rows {
                 rejected_out.session(&caps[2].delayed(&minute)).give(row);
             }
             if let Ok(mut marks) = counters.partition_watermarks.lock() {
