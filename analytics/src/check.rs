@@ -3,11 +3,13 @@
 //! relative; every difference is reported as one readable line.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::sync::Arc;
 
 use arrow_array::{Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-use crate::table::{committed_files, read_columns, DateRange};
+use connectors::sink::TableStore;
+
+use crate::table::{open_store, DateRange, Table};
 
 /// One row of either table, keyed and flattened for comparison.
 type Flat = BTreeMap<(i64, String), Vec<(&'static str, Value)>>;
@@ -91,10 +93,17 @@ fn render(values: &[(&str, Value)]) -> String {
     values.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Compares the tables under `output`; returns one line per difference (empty: all equal).
-pub fn check(output: &Path) -> anyhow::Result<Vec<String>> {
+/// Compares the tables of the output at `output` (a path, `file://`, `s3://BUCKET/PREFIX`);
+/// returns one line per difference (empty: all equal).
+pub fn check(output: &str) -> anyhow::Result<Vec<String>> {
+    check_store(&open_store(output)?, output)
+}
+
+/// [`check`] on an opened store; `url` names it in messages.
+pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> anyhow::Result<Vec<String>> {
+    let table = |name| Table::in_output(store, url, name);
     let all = DateRange::default();
-    let events = output.join("events");
+    let events = table("events");
     let mut diffs = Vec::new();
 
     let recomputed_daily: Vec<RecordBatch> = {
@@ -102,7 +111,8 @@ pub fn check(output: &Path) -> anyhow::Result<Vec<String>> {
         let refs: Vec<_> = rows.iter().collect();
         vec![<connectors::sink::DailyRow as connectors::sink::Table>::to_batch(&refs, connectors::schema::EventTime(0))]
     };
-    let stream_daily = read_columns(&committed_files(&output.join("daily_p95"), all)?, &DAILY_COLUMNS)?;
+    let daily = table("daily_p95");
+    let stream_daily = daily.read_columns(&daily.committed_files(all)?, Some(&DAILY_COLUMNS))?;
     let recomputed_daily = recomputed_daily.iter().map(|b| b.project(&(0..9).collect::<Vec<_>>())).collect::<Result<Vec<_>, _>>()?;
     compare("daily_p95", &flatten(&stream_daily, &DAILY_COLUMNS)?, &flatten(&recomputed_daily, &DAILY_COLUMNS)?, &mut diffs);
 
@@ -113,7 +123,8 @@ pub fn check(output: &Path) -> anyhow::Result<Vec<String>> {
         // Drop window_end so the columns line up with WINDOW_COLUMNS.
         b.project(&[0, 2, 3, 4, 5, 6, 7, 8])?
     };
-    let stream_windows = read_columns(&committed_files(&output.join("windows"), all)?, &WINDOW_COLUMNS)?;
+    let windows = table("windows");
+    let stream_windows = windows.read_columns(&windows.committed_files(all)?, Some(&WINDOW_COLUMNS))?;
     compare("windows", &flatten(&stream_windows, &WINDOW_COLUMNS)?, &flatten(&[recomputed_windows], &WINDOW_COLUMNS)?, &mut diffs);
     Ok(diffs)
 }

@@ -6,33 +6,50 @@
 //! p95 = the kept value at 1-based rank ⌈0.95·k⌉ in ascending order.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use arrow_array::{Array, Float64Array, StringArray, TimestampMicrosecondArray};
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use connectors::schema::{DeviceType, MICROS_PER_DAY};
 use connectors::sink::DailyRow;
 
-use crate::table::{committed_files, read_columns, DateRange};
+use crate::table::{DateRange, Table};
 use crate::{p95_nearest_rank, sum};
 
 /// The least number of events a (date, type) needs to get a row.
 pub const MIN_EVENTS: usize = 500;
 
-/// Durations of the `events` table grouped by (days since epoch, device type).
-pub fn durations_by_day(events: &Path, range: DateRange) -> anyhow::Result<BTreeMap<(i32, DeviceType), Vec<f64>>> {
-    let files = committed_files(events, range)?;
-    let mut groups: BTreeMap<(i32, DeviceType), Vec<f64>> = BTreeMap::new();
-    for batch in read_columns(&files, &["device_type", "timestamp", "event_duration"])? {
+/// The columns of `events` the daily p95 reads.
+const COLUMNS: [&str; 3] = ["device_type", "timestamp", "event_duration"];
+
+/// Durations grouped by (days since epoch, device type).
+pub type Groups = BTreeMap<(i32, DeviceType), Vec<f64>>;
+
+/// Groups the durations of one file's batches.
+fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
+    let mut groups = Groups::new();
+    for batch in batches {
         let types = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
         let times = batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
         let durations = batch.column(2).as_any().downcast_ref::<Float64Array>().ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
+        if types.null_count() + times.null_count() + durations.null_count() > 0 {
+            anyhow::bail!("a required column is null in the events table");
+        }
         for i in 0..batch.num_rows() {
-            if types.is_null(i) || times.is_null(i) || durations.is_null(i) {
-                anyhow::bail!("a required column is null in the events table");
-            }
             let ty = DeviceType::from_str_exact(types.value(i)).ok_or_else(|| anyhow::anyhow!("unknown device_type {:?} in the events table", types.value(i)))?;
             let day = times.value(i).div_euclid(MICROS_PER_DAY) as i32;
             groups.entry((day, ty)).or_default().push(durations.value(i));
+        }
+    }
+    Ok(groups)
+}
+
+/// Durations of the `events` table grouped by (days since epoch, device type), each group
+/// in file order.
+pub fn durations_by_day(events: &Table, range: DateRange) -> anyhow::Result<Groups> {
+    let files = events.committed_files(range)?;
+    let mut groups = Groups::new();
+    for file_groups in events.map_files(&files, Some(&COLUMNS), group_file)? {
+        for (key, durations) in file_groups {
+            groups.entry(key).or_default().extend(durations);
         }
     }
     // Dates outside the range can appear when a file spans them; keep the range exact.
@@ -69,8 +86,8 @@ pub fn daily_row(date: i32, device_type: DeviceType, durations: &mut [f64]) -> O
     })
 }
 
-/// The daily p95 rows of the `events` table at `events`, for dates in `range`.
-pub fn daily_p95(events: &Path, range: DateRange) -> anyhow::Result<Vec<DailyRow>> {
+/// The daily p95 rows of the `events` table, for dates in `range`, ordered by date and type.
+pub fn daily_p95(events: &Table, range: DateRange) -> anyhow::Result<Vec<DailyRow>> {
     let mut rows = Vec::new();
     for ((day, ty), mut durations) in durations_by_day(events, range)? {
         rows.extend(daily_row(day, ty, &mut durations));

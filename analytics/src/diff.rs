@@ -1,4 +1,4 @@
-//! `analytics diff A B`: whether two output folders hold the same tables.
+//! `analytics diff A B`: whether two outputs (folders or `s3://` prefixes) hold the same tables.
 //!
 //! Two runs of the engine over the same messages must write the same rows (whatever the worker
 //! count, process count, source or interruptions) and, for bounded runs, the same file names.
@@ -7,11 +7,10 @@
 //! Floats compare exactly (their shortest round-trip decimal form).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-use crate::table::{committed_files, DateRange};
+use crate::table::{open_store, DateRange, Table};
 
 /// The tables the engine writes.
 pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
@@ -68,54 +67,30 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
     out
 }
 
-fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<RecordBatch>> {
-    use anyhow::Context;
-    let mut batches = Vec::new();
-    for f in files {
-        let file = std::fs::File::open(f).with_context(|| format!("cannot open {}", f.display()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .with_context(|| format!("{} is not Parquet", f.display()))?
-            .build()?;
-        for b in reader {
-            batches.push(b.with_context(|| format!("cannot decode {}", f.display()))?);
-        }
-    }
-    Ok(batches)
-}
-
-/// Compares the tables under `a` and `b`; with `files`, also the names of their part files.
-pub fn diff(a: &Path, b: &Path, files: bool) -> anyhow::Result<Diff> {
+/// Compares the tables of the outputs at `a` and `b` (paths, `file://` or `s3://` URLs);
+/// with `files`, also the names of their part files.
+pub fn diff(a: &str, b: &str, files: bool) -> anyhow::Result<Diff> {
+    let (store_a, store_b) = (open_store(a)?, open_store(b)?);
     let mut d = Diff::default();
     for table in TABLES {
-        let list = |root: &Path| -> anyhow::Result<Vec<PathBuf>> {
-            let dir = root.join(table);
-            if dir.exists() {
-                committed_files(&dir, DateRange::default())
-            } else {
-                Ok(Vec::new())
-            }
-        };
-        let (fa, fb) = (list(a)?, list(b)?);
-        let (ra, rb) = (rows(&read_all(&fa)?), rows(&read_all(&fb)?));
+        let (ta, tb) = (Table::in_output(&store_a, a, table), Table::in_output(&store_b, b, table));
+        let (fa, fb) = (ta.committed_files(DateRange::default())?, tb.committed_files(DateRange::default())?);
+        let (ra, rb) = (rows(&ta.read_columns(&fa, None)?), rows(&tb.read_columns(&fb, None)?));
         d.rows.insert(table, ra.len());
         if ra != rb {
-            d.lines.push(format!("{table}: {} rows in {}, {} rows in {}", ra.len(), a.display(), rb.len(), b.display()));
+            d.lines.push(format!("{table}: {} rows in {a}, {} rows in {b}", ra.len(), rb.len()));
             let (only_a, only_b) = multiset_difference(&ra, &rb);
             for (which, only) in [(a, &only_a), (b, &only_b)] {
                 for r in only.iter().take(5) {
-                    d.lines.push(format!("  only in {}: {r}", which.display()));
+                    d.lines.push(format!("  only in {which}: {r}"));
                 }
                 if only.len() > 5 {
-                    d.lines.push(format!("  ... and {} more only in {}", only.len() - 5, which.display()));
+                    d.lines.push(format!("  ... and {} more only in {which}", only.len() - 5));
                 }
             }
         }
-        if files {
-            let names = |root: &Path, fs: &[PathBuf]| -> Vec<String> { fs.iter().map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string()).collect() };
-            let (na, nb) = (names(&a.join(table), &fa), names(&b.join(table), &fb));
-            if na != nb {
-                d.lines.push(format!("{table}: different part files ({} vs {}); first of {}: {:?}, of {}: {:?}", na.len(), nb.len(), a.display(), na.first(), b.display(), nb.first()));
-            }
+        if files && fa != fb {
+            d.lines.push(format!("{table}: different part files ({} vs {}); first of {a}: {:?}, of {b}: {:?}", fa.len(), fb.len(), fa.first(), fb.first()));
         }
     }
     Ok(d)

@@ -1,12 +1,13 @@
 //! Batch analytics over the engine's committed Parquet tables.
 //!
-//! - [`table`]: lists a hive-partitioned table's committed files, pruned by date, and reads
-//!   only the needed columns;
+//! - [`table`]: lists a hive-partitioned table's committed files, pruned by date, in any
+//!   store the engine writes to (a folder, `file://`, `s3://`), and reads only the needed
+//!   columns, files in parallel;
 //! - [`daily`]: the exact daily p95 of the design, computed in one batch pass;
 //! - [`windows`]: the 1-minute window statistics, recomputed from `events`;
 //! - [`check`]: compares the stream's `daily_p95` and `windows` tables with those
 //!   recomputations;
-//! - [`diff`]: whether two output folders hold the same tables (runs must agree).
+//! - [`diff`]: whether two outputs hold the same tables (runs must agree).
 //!
 //! These are deliberately independent of the engine's incremental code: plain sorts and
 //! sums over a whole group, so that `analytics check` is a real cross-check.

@@ -1,10 +1,8 @@
 //! `analytics`: batch queries over the engine's committed tables. See `analytics --help`.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 
-use analytics::table::DateRange;
+use analytics::table::{DateRange, Table};
 
 #[derive(Parser)]
 #[command(
@@ -16,7 +14,13 @@ use analytics::table::DateRange;
   analytics p95 --table out/events --from 2025-11-03 --to 2025-11-09 --csv p95.csv
   analytics p95 --table out/events --csv -               # CSV on stdout
   analytics check --output out                           # stream tables vs batch recomputation
-  analytics diff out-a out-b                             # two runs wrote the same tables"
+  analytics diff out-a out-b                             # two runs wrote the same tables
+  analytics p95 --table s3://iot/run1/events --csv -     # tables in S3 (or any S3-compatible store)
+  analytics diff out s3://iot/run1
+
+Tables and outputs are paths, file://PATH or s3://BUCKET/PREFIX URLs, read through the
+engine's own store layer; S3 is configured by S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY. ANALYTICS_THREADS sets the reader threads (default: every core)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,9 +31,9 @@ struct Cli {
 enum Command {
     /// Daily p95 per device type (>= 500 events, 3-sigma filter, nearest rank) from `events`.
     P95 {
-        /// The events table folder (OUT/events).
+        /// The events table: OUT/events, file://OUT/events or s3://BUCKET/PREFIX/events.
         #[arg(long)]
-        table: PathBuf,
+        table: String,
         /// First UTC date included (YYYY-MM-DD).
         #[arg(long)]
         from: Option<chrono::NaiveDate>,
@@ -42,16 +46,16 @@ enum Command {
     },
     /// Recompute daily p95 and windows from `events` and compare with the stream's tables.
     Check {
-        /// The engine's output folder (holding events/, windows/, daily_p95/).
+        /// The engine's output (holding events/, windows/, daily_p95/): a path, file:// or s3:// URL.
         #[arg(long)]
-        output: PathBuf,
+        output: String,
     },
-    /// Compare two output folders: every table's rows (ignoring processing_time) and part files.
+    /// Compare two outputs: every table's rows (ignoring processing_time) and part files.
     Diff {
-        /// The first output folder.
-        a: PathBuf,
-        /// The second output folder.
-        b: PathBuf,
+        /// The first output: a path, file:// or s3:// URL.
+        a: String,
+        /// The second output: a path, file:// or s3:// URL.
+        b: String,
         /// Compare rows only, not the part file names (live runs name files by commit).
         #[arg(long)]
         rows_only: bool,
@@ -73,7 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     anyhow::bail!("--from {f} is after --to {t}: swap them");
                 }
             }
-            let rows = analytics::daily::daily_p95(&table, DateRange { from, to })?;
+            let rows = analytics::daily::daily_p95(&Table::open(&table)?, DateRange { from, to })?;
             match csv.as_deref() {
                 None => analytics::daily::print_table(&rows),
                 Some("-") => analytics::daily::write_csv(&rows, std::io::stdout().lock())?,
@@ -98,11 +102,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Diff { a, b, rows_only } => {
-            for dir in [&a, &b] {
-                if !dir.is_dir() {
-                    anyhow::bail!("{} is not a folder: pass two output folders of the engine", dir.display());
-                }
-            }
             let d = analytics::diff::diff(&a, &b, !rows_only)?;
             let counts: Vec<String> = d.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
             if d.lines.is_empty() {

@@ -1,20 +1,19 @@
 //! The 1-minute window statistics, recomputed from the `events` table in one batch pass.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use arrow_array::{Float64Array, StringArray, TimestampMicrosecondArray};
 use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
 use connectors::sink::WindowRow;
 
-use crate::table::{committed_files, read_columns, DateRange};
+use crate::table::{DateRange, Table};
 use crate::{p95_nearest_rank, sum};
 
-/// Every window row of the `events` table at `events`.
-pub fn windows(events: &Path, range: DateRange) -> anyhow::Result<Vec<WindowRow>> {
-    let files = committed_files(events, range)?;
+/// Every window row of the `events` table.
+pub fn windows(events: &Table, range: DateRange) -> anyhow::Result<Vec<WindowRow>> {
+    let files = events.committed_files(range)?;
     let mut groups: BTreeMap<(i64, DeviceType), Vec<(f64, f64)>> = BTreeMap::new();
-    for batch in read_columns(&files, &["device_type", "timestamp", "event_duration", "value"])? {
+    for batch in events.read_columns(&files, Some(&["device_type", "timestamp", "event_duration", "value"]))? {
         let (Some(types), Some(times), Some(durations), Some(values)) = (
             batch.column(0).as_any().downcast_ref::<StringArray>(),
             batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>(),

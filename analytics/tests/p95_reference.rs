@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use analytics::table::DateRange;
+use analytics::table::{DateRange, Table};
 use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
 use connectors::sink::tables::{encode_parquet, partition_path};
-use connectors::sink::{EventRow, LocalStore, Table, TableStore};
+use connectors::sink::{EventRow, LocalStore, Table as _, TableStore};
 
 const DAY0: i64 = 20_395; // 2025-11-03
 
@@ -81,7 +81,8 @@ fn daily_p95_equals_the_naive_recomputation() {
         groups.push((day, ty, ds));
     }
     write_events(dir.path(), &rows);
-    let got = analytics::daily::daily_p95(&dir.path().join("events"), DateRange::default()).unwrap();
+    let events = Table::open(dir.path().join("events").to_str().unwrap()).unwrap();
+    let got = analytics::daily::daily_p95(&events, DateRange::default()).unwrap();
     let expected: Vec<_> = groups.iter().filter_map(|(day, ty, ds)| naive(ds).map(|n| (*day, *ty, n))).collect();
     assert_eq!(got.len(), 3, "499 events make no row, 500 do");
     assert_eq!(got.len(), expected.len());
@@ -95,7 +96,7 @@ fn daily_p95_equals_the_naive_recomputation() {
 
     // Date pruning: only the last day.
     let d = analytics::daily::date_of(DAY0 as i32 + 2);
-    let pruned = analytics::daily::daily_p95(&dir.path().join("events"), DateRange { from: Some(d), to: Some(d) }).unwrap();
+    let pruned = analytics::daily::daily_p95(&events, DateRange { from: Some(d), to: Some(d) }).unwrap();
     assert_eq!(pruned.len(), 1);
     assert_eq!(pruned[0], got[2]);
 
