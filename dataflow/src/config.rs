@@ -38,8 +38,8 @@ use clap::Parser;
     dataflow --input data --output s3://bucket/iot --bounded -w 2
 
 Tables are written under OUT/<table>/year=YYYY/month=MM/day=DD[/hour=HH]/part-NNNNN.parquet,
-committed in epochs recorded under OUT/_checkpoint/; a restart on the same OUT resumes and
-writes every file exactly once."
+committed in epochs recorded under OUT/_checkpoint/ (or --checkpoint); a restart on the same
+OUT resumes from the recorded positions and writes every file exactly once."
 )]
 pub struct Args {
     /// Print help.
@@ -89,6 +89,11 @@ pub struct Args {
     /// or memory://.
     #[arg(long, env = "OUTPUT_PATH", value_name = "DIR", default_value = "./output")]
     pub output: String,
+
+    /// Where the commit records (the checkpoint) go, if not OUTPUT/_checkpoint/: a URL of the
+    /// same kinds as --output. It belongs to one output: keep the pair together.
+    #[arg(long, env = "CHECKPOINT_LOCATION", value_name = "URL")]
+    pub checkpoint: Option<String>,
 
     /// Read only what is present at start, close every window and day, write, and exit.
     #[arg(long)]

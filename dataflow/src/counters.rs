@@ -21,6 +21,8 @@ pub struct Counters {
     pub late: AtomicU64,
     /// Accepted events dropped as copies of an earlier event id.
     pub duplicates: AtomicU64,
+    /// Messages read again after a restart whose rows were already committed.
+    pub replayed: AtomicU64,
     /// Rows written per table: events, windows, daily_p95, late, rejected.
     pub rows_written: [AtomicU64; 5],
     /// Part files written (all tables).

@@ -16,7 +16,7 @@ use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;
 use dataflow::metrics::{serve, EngineMetrics};
-use dataflow::operators::source::SourceConfig;
+use dataflow::operators::source::{Resume, SourceConfig};
 use dataflow::embedded;
 use dataflow::pipeline::{run, PipelineConfig};
 
@@ -69,15 +69,21 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     };
     let output = args.output.clone();
     let store = object::open(&output).context("--output")?;
+    let records = match &args.checkpoint {
+        Some(url) => commit::CheckpointStore { store: object::open(url).context("--checkpoint")?, dir: String::new() },
+        None => commit::CheckpointStore::in_output(Arc::clone(&store)),
+    };
     // The checkpoint: what earlier runs committed. Process 0 finishes the last commit and
     // removes uncommitted files before any worker of any process starts (the others cannot
     // start their workers before process 0 has joined the cluster).
-    let checkpoint = commit::load(store.as_ref())?;
+    let checkpoint = commit::load(&records)?;
     if args.process == 0 {
-        let report = commit::recover(store.as_ref(), &checkpoint, &TABLE_NAMES)?;
+        let report = commit::recover(store.as_ref(), &records, &checkpoint, &TABLE_NAMES)?;
         if checkpoint.last.is_some() || report.deleted > 0 {
             tracing::info!(
+                checkpoint = %records.describe(),
                 last_epoch = checkpoint.last.as_ref().map(|r| r.epoch),
+                frontier = ?checkpoint.last.as_ref().and_then(|r| r.frontier_minute).map(|m| connectors::schema::EventTime(m as i64 * 60_000_000).to_string()),
                 committed_files = checkpoint.committed.len(),
                 published = report.published,
                 deleted_uncommitted = report.deleted,
@@ -85,6 +91,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             );
         }
     }
+    let resume = resume_from(checkpoint.last.as_ref());
     tracing::info!(output = %output, workers = args.workers, processes = args.processes, bounded, "starting");
 
     let config = PipelineConfig {
@@ -99,12 +106,15 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             discover_every: (!bounded).then_some(Duration::from_secs(10)),
             idle_poll: if bounded { Duration::from_millis(50) } else { Duration::from_millis(250) },
             max_ahead_minutes: Args::minutes(args.max_ahead, 60),
+            resume: Arc::new(resume),
         },
         dedup_horizon_minutes: Args::minutes(args.dedup_horizon, 0),
         daily_refresh_minutes: Args::minutes(args.daily_refresh, 1),
         log_provisional: args.show_provisional,
         rows_per_file: args.rows_per_file as usize,
         first_epoch: checkpoint.next_epoch(),
+        previous: checkpoint.last.clone(),
+        records,
         committed: Arc::new(checkpoint.committed),
         commit_interval: args.commit_interval,
     };
@@ -136,6 +146,15 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     let summary = result?;
     println!("{summary}");
     Ok(())
+}
+
+/// Where the partitions are read again after a restart: the last record's frontier and
+/// resume points. A version-1 record has none: every partition is replayed from its start.
+fn resume_from(last: Option<&commit::CommitRecord>) -> Resume {
+    match last {
+        Some(r) if !r.resume.is_empty() => Resume { from_minute: r.frontier_minute.unwrap_or(u64::MAX), points: r.resume.clone() },
+        _ => Resume::default(),
+    }
 }
 
 fn kafka_config(args: &Args, brokers: String) -> KafkaConfig {

@@ -4,8 +4,9 @@
 //! source (read + validate + lateness) ──► rejected table
 //!        │                          └───► late table
 //!        └─ accepted ─► dedup by event_id ─► events table
-//!                                        ├─► 1-minute windows ─► windows table
+//!   seed (restart) ──┘                   ├─► 1-minute windows ─► windows table
 //!                                        └─► daily p95 ───────► daily_p95 table
+//! every table's files, the source's resume points ─► commit
 //! ```
 //!
 //! Dataflow time is the event-time minute. Every output is a function of each partition's
@@ -17,12 +18,14 @@ use std::time::Instant;
 use connectors::sink::TableStore;
 use connectors::source::Source;
 use differential_dataflow::AsCollection;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
-use crate::operators::commit::{commit_files, CommitConfig};
+use crate::operators::commit::{commit_files, CommitConfig, CommitNote};
+use crate::operators::seed::seed_events;
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
 use crate::operators::sink::{SinkConfig, WriteTable};
@@ -56,6 +59,8 @@ pub struct PipelineConfig {
     pub source: Arc<dyn Source>,
     /// Where tables go.
     pub store: Arc<dyn TableStore>,
+    /// Where commit records go.
+    pub records: connectors::sink::commit::CheckpointStore,
     /// How the source reads.
     pub source_config: SourceConfig,
     /// How long an event id is remembered after its event time, in minutes.
@@ -70,6 +75,8 @@ pub struct PipelineConfig {
     pub committed: Arc<std::collections::HashSet<String>>,
     /// The epoch number of this run's first commit.
     pub first_epoch: u64,
+    /// The last commit record of an earlier run, if any.
+    pub previous: Option<connectors::sink::commit::CommitRecord>,
     /// Least processing time between two commits.
     pub commit_interval: std::time::Duration,
 }
@@ -88,21 +95,30 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
     let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters), source_frontier.clone())?;
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
+    let seeds = seed_events(scope.clone(), Arc::clone(&config.store), config.source_config.resume.from_minute, config.dedup_horizon_minutes);
     // Flow control (see the source operator) follows the source's own frontier, the least
     // watermark of all partitions: the partition that holds it back is never throttled.
     let distinct = streams
         .accepted
         .probe_with(&source_frontier)
         .as_collection()
-        .dedup_by_event_id(config.dedup_horizon_minutes, Arc::clone(&counters));
+        .dedup_by_event_id(seeds, config.dedup_horizon_minutes, Arc::clone(&counters));
     let event_files = distinct.rows.write_table(sink.clone());
     let measurements = distinct.measurements;
     let window_files = measurements.clone().minute_windows().write_table(sink.clone());
     let daily_files = measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
     let files = event_files.concat(window_files).concat(daily_files).concat(late_files).concat(rejected_files);
+    let notes = files.map(CommitNote::File).concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
     commit_files(
-        files,
-        CommitConfig { store: Arc::clone(&config.store), first_epoch: config.first_epoch, interval: config.commit_interval, counters: Arc::clone(&counters) },
+        notes,
+        CommitConfig {
+            store: Arc::clone(&config.store),
+            records: config.records.clone(),
+            previous: config.previous.as_ref().map(|r| (r.frontier_minute, r.resume.clone())),
+            first_epoch: config.first_epoch,
+            interval: config.commit_interval,
+            counters: Arc::clone(&counters),
+        },
     );
     counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
@@ -123,6 +139,8 @@ pub struct RunSummary {
     pub late: u64,
     /// Duplicates dropped.
     pub duplicates: u64,
+    /// Messages read again after a restart whose rows were already committed.
+    pub replayed: u64,
     /// Rows written per table, in the order events, windows, daily_p95, late, rejected.
     pub rows_written: [u64; 5],
     /// Part files written.
@@ -149,6 +167,7 @@ impl RunSummary {
                 .collect(),
             late: c.late.load(Relaxed),
             duplicates: c.duplicates.load(Relaxed),
+            replayed: c.replayed.load(Relaxed),
             rows_written: std::array::from_fn(|i| c.rows_written[i].load(Relaxed)),
             files_written: c.files_written.load(Relaxed),
             seconds,
@@ -161,6 +180,9 @@ impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let [events, windows, days, late_rows, rejected_rows] = self.rows_written;
         writeln!(f, "lines read      {:>12}  ({:.0} lines/s, {:.1} MB/s)", self.read, self.read as f64 / self.seconds, self.bytes_read as f64 / self.seconds / 1e6)?;
+        if self.replayed > 0 {
+            writeln!(f, "replayed        {:>12}  (read again after a restart; their rows were committed)", self.replayed)?;
+        }
         writeln!(f, "accepted        {:>12}  (on time, before dedup)", self.accepted)?;
         writeln!(f, "duplicates      {:>12}", self.duplicates)?;
         writeln!(f, "late            {:>12}", self.late)?;

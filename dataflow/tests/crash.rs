@@ -2,7 +2,8 @@
 //! ten random instants, restarted each time on the same output and checkpoint, and must end
 //! with exactly the tables and part files of an uninterrupted run: no lost row, no duplicate
 //! row, and at every instant no file visible to a reader that is not committed.
-//! Run with `-w 1` and with `-w 2`.
+//! Run with `-w 1` and with `-w 2`. The last restart must read each partition only from the
+//! resume point of the last commit record.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_rows_eq, file_list, read_table, TABLES};
-use connectors::sink::commit::{is_uncommitted, load};
+use connectors::sink::commit::{is_uncommitted, load, CheckpointStore};
 use connectors::sink::LocalStore;
 
 fn generate(dir: &Path) {
@@ -70,7 +71,7 @@ fn crash_and_recover(workers: usize) {
     let full_run = start.elapsed();
 
     let output = dir.path().join("crashed");
-    let store = LocalStore::new(&output).unwrap();
+    let store = CheckpointStore::in_output(std::sync::Arc::new(LocalStore::new(&output).unwrap()));
     let mut delays = Delays(0x9e37_79b9_7f4a_7c15 ^ workers as u64);
     let (mut kills, mut attempts) = (0, 0);
     while kills < 10 {
@@ -91,9 +92,19 @@ fn crash_and_recover(workers: usize) {
         let stray: Vec<_> = visible(&output).into_iter().filter(|f| !committed.contains(f)).collect();
         assert!(stray.is_empty(), "-w {workers}, kill {kills}: visible but not committed: {stray:?}");
     }
-    // The last restart runs to the end.
-    let out = engine(&input, &output, workers).output().unwrap();
+    // The last restart runs to the end, reading each partition from its resume point only.
+    let last = load(&store).unwrap().last.expect("a kill after the first commit");
+    let expected_reads: u64 = (0..3u32)
+        .map(|p| {
+            let lines = std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap().iter().filter(|b| **b == b'\n').count() as u64;
+            lines - last.resume.get(&p).map_or(0, |r| r.offset)
+        })
+        .sum();
+    let out = engine(&input, &output, workers).stdout(Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let read: u64 = summary.lines().find_map(|l| l.strip_prefix("lines read")).and_then(|l| l.split_whitespace().next()?.parse().ok()).expect("summary");
+    assert_eq!(read, expected_reads, "the last restart reads from the resume points of {last:?}\n{summary}");
 
     for table in TABLES {
         assert_rows_eq(&format!("{table} after {kills} kills (-w {workers})"), &read_table(&output, table), &read_table(&reference, table));
@@ -103,7 +114,7 @@ fn crash_and_recover(workers: usize) {
     assert!(leftovers.is_empty(), "uncommitted files left: {leftovers:?}");
     let committed: HashSet<String> = load(&store).unwrap().committed;
     assert_eq!(committed, visible(&output).into_iter().collect::<HashSet<_>>(), "every file is committed exactly by the records");
-    eprintln!("-w {workers}: {kills} kills in {attempts} runs; uninterrupted run {full_run:?}");
+    eprintln!("-w {workers}: {kills} kills in {attempts} runs; uninterrupted run {full_run:?}; the last restart read {read} lines (resume points {:?})", last.resume);
 }
 
 #[test]

@@ -209,7 +209,7 @@ impl Source for KafkaSource {
         Ok(parts)
     }
 
-    fn open(&self, partition: u32, offset: u64, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
         let config = &self.config;
         let consumer = Arc::new(config.consumer()?);
         // The broker may be restarting: retry for a while before giving up.
@@ -229,8 +229,14 @@ impl Source for KafkaSource {
         let (low, high) = (low.max(0) as u64, high.max(0) as u64);
         consumer.context().high_watermark.store(high as i64, Relaxed);
         let start = match (offset, config.start_from) {
-            (0, StartFrom::Latest) => high,
-            (o, _) => o.max(low),
+            (None, StartFrom::Latest) => high,
+            (None, StartFrom::Earliest) => low,
+            (Some(o), _) => {
+                if o < low {
+                    tracing::warn!(partition, offset = o, first_retained = low, "the resume offset is no longer retained by the topic: reading from the first retained message");
+                }
+                o.max(low)
+            }
         };
         let mut assignment = TopicPartitionList::new();
         assignment
@@ -358,7 +364,7 @@ mod tests {
     }
 
     fn read_bounded(source: &KafkaSource, p: u32, offset: u64) -> Vec<(u64, Vec<u8>)> {
-        drain(source.open(p, offset, true).unwrap())
+        drain(source.open(p, Some(offset), true).unwrap())
     }
 
     /// Polls a bounded reader, a few bytes at a time, until it ends.
@@ -395,7 +401,7 @@ mod tests {
             assert_eq!(read_bounded(&source, p, 50), expected[50..].to_vec(), "partition {p} from offset 50");
         }
         // Messages produced after a bounded reader opened are not part of its run.
-        let reader = source.open(0, 0, true).unwrap();
+        let reader = source.open(0, None, true).unwrap();
         produce(&brokers, "t", &[(0, b"later".to_vec())]);
         assert_eq!(drain(reader).len(), 100);
     }
@@ -406,7 +412,7 @@ mod tests {
         cluster.create_topic("live", 1, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
         let source = KafkaSource::new(config(&brokers, "live")).unwrap();
-        let mut reader = source.open(0, 0, false).unwrap();
+        let mut reader = source.open(0, None, false).unwrap();
         let woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let w = Arc::clone(&woken);
         reader.set_waker(Arc::new(move || {

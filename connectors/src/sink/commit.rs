@@ -7,39 +7,98 @@
 //!    same folder. Readers (DuckDB, Spark, pyarrow, `analytics`) ignore names starting with
 //!    `_`, and pending files do not end in `.parquet`.
 //! 2. **Commit.** When the dataflow frontier has passed the times of some written files, the
-//!    committer (one, on worker 0) writes the next **commit record**
-//!    `_checkpoint/commit-<epoch>.json` atomically: the epoch number, the files of the epoch,
-//!    the frontier (event-time minute) it covers, each partition's read position and
-//!    watermark. Writing the record is the commit point.
+//!    committer (one, on worker 0) writes the next **commit record** `commit-<epoch>.json` in
+//!    the checkpoint location (by default `OUT/_checkpoint/`) atomically: the epoch number, the
+//!    files of the epoch, the frontier `F` (an event-time minute: every row of a time before
+//!    `F` is in a committed file), each partition's **resume point** and, for information,
+//!    each partition's read position and watermark. Writing the record is the commit point.
 //! 3. **Publish.** The committer then renames the epoch's pending files to their final names.
 //!    Only the files of the last record can still be pending when a process dies.
 //! 4. **Recover** (at start, before any worker runs): load every record (one of an unknown
 //!    version is an error naming the file), finish the renames of the last one (roll
 //!    forward), and delete every other pending or in-progress file: those were written but
 //!    never committed.
-//! 5. **Resume.** The engine recomputes deterministically: it replays each partition and the
-//!    sinks skip every file whose final name is already committed, writing only the others.
-//!    Since each file's name and rows depend on the input alone, the files written after a
-//!    restart are exactly those an uninterrupted run would have written, and none twice.
-//!    (The record's positions and watermarks say how far the committed output reaches; the
-//!    dedup, window and daily state are rebuilt by the replay rather than stored, so a
-//!    checkpoint stays a few kilobytes whatever the state size.)
+//! 5. **Resume** from the last record's frontier `F`. What is left to compute is every row
+//!    of a time `≥ F`; what that needs is
+//!    - the messages that can produce such rows: a partition's resume point is the first
+//!      message whose time reached a new maximum below `F` (its offset, its time, and the
+//!      partition's largest event time before it, which restores the watermark). Every
+//!      message before it has a time below `F`, so its rows are committed. The partition is
+//!      read again from there; a message of a time below `F` only moves the watermark;
+//!    - the state those rows depend on, which the committed `events` table holds exactly:
+//!      the ids kept by dedup in the last dedup horizon before `F`, and the distinct events
+//!      of `F`'s day since midnight (for the daily p95). The engine reads them back
+//!      (`seed` operator) instead of storing state in the record, so a record stays a few
+//!      kilobytes whatever the state size.
+//!
+//!    Sinks skip every file whose final name is already committed. Since each file's name
+//!    and rows depend on the input alone, the files written after a restart are exactly
+//!    those an uninterrupted run would have written, and none twice. Restart cost is bounded
+//!    by the open day, not by the length of the stream.
 //!
 //! A reader therefore sees, at any instant, the files of the committed epochs (possibly all
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
 //! a duplicate, or a file of an uncommitted epoch.
+//!
+//! Versions: this build writes version 2 and reads 1 and 2. A version-1 record has no resume
+//! points; the engine then replays every partition from its start (what version 1 did). Any
+//! other version is an error naming the record.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::store::{StoreError, TableStore};
 
-/// The version of [`CommitRecord`] this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The version of [`CommitRecord`] this build writes.
+pub const CHECKPOINT_VERSION: u32 = 2;
 
-/// The folder of commit records, relative to the checkpoint store.
+/// The record versions this build reads (see the module header).
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+
+/// The folder of commit records inside the output, when no separate checkpoint location is given.
 pub const CHECKPOINT_DIR: &str = "_checkpoint";
+
+/// Where commit records live: a store and a folder in it.
+#[derive(Clone)]
+pub struct CheckpointStore {
+    /// The store.
+    pub store: Arc<dyn TableStore>,
+    /// The folder of the records in it (`""`: its root).
+    pub dir: String,
+}
+
+impl CheckpointStore {
+    /// The default location: `_checkpoint/` in the output store.
+    pub fn in_output(output: Arc<dyn TableStore>) -> Self {
+        CheckpointStore { store: output, dir: CHECKPOINT_DIR.to_owned() }
+    }
+
+    /// The path of epoch `epoch`'s record.
+    pub fn record_path(&self, epoch: u64) -> String {
+        let name = format!("commit-{epoch:010}.json");
+        if self.dir.is_empty() { name } else { format!("{}/{name}", self.dir) }
+    }
+
+    /// Names the location in messages.
+    pub fn describe(&self) -> String {
+        if self.dir.is_empty() { self.store.describe() } else { format!("{}/{}", self.store.describe(), self.dir) }
+    }
+}
+
+/// Where a partition is read again after a restart (see the module header, "Resume").
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumePoint {
+    /// Offset of the first message to read.
+    pub offset: u64,
+    /// That message's dataflow time (event-time minute); every message before it has a
+    /// smaller time.
+    pub minute: u64,
+    /// The partition's largest valid event time before that message (microseconds), which
+    /// restores its watermark; `None` before any valid event.
+    pub max_event_micros: Option<i64>,
+}
 
 /// One commit: the files of an epoch and how far the committed output reaches.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,12 +107,16 @@ pub struct CommitRecord {
     pub version: u32,
     /// Epoch number, from 1.
     pub epoch: u64,
-    /// Every file with a time before this event-time minute is committed (`None`: the input
-    /// ended and everything is committed).
+    /// Every row with a time before this event-time minute is in a committed file (`None`:
+    /// the input ended and everything is committed).
     pub frontier_minute: Option<u64>,
     /// Final names of the files this epoch publishes.
     pub files: Vec<String>,
-    /// Per partition, the offset of the next message read when the epoch was committed.
+    /// Per partition, where to read again after a restart (absent in version 1).
+    #[serde(default)]
+    pub resume: BTreeMap<u32, ResumePoint>,
+    /// Per partition, the offset of the next message read when the epoch was committed, as
+    /// known to the committing process (for information).
     pub positions: BTreeMap<u32, u64>,
     /// Per partition, its event-time watermark then (microseconds).
     pub watermarks: BTreeMap<u32, i64>,
@@ -104,11 +167,6 @@ pub fn is_uncommitted(path: &str) -> bool {
     name.starts_with('_') && (name.ends_with(".pending") || name.ends_with(".inprogress"))
 }
 
-/// The path of epoch `epoch`'s record.
-pub fn record_path(epoch: u64) -> String {
-    format!("{CHECKPOINT_DIR}/commit-{epoch:010}.json")
-}
-
 /// What the commit records say.
 #[derive(Debug, Default)]
 pub struct Checkpoint {
@@ -125,10 +183,15 @@ impl Checkpoint {
     }
 }
 
-/// Reads every commit record of `store`.
-pub fn load(store: &dyn TableStore) -> Result<Checkpoint, CommitError> {
+/// Reads every commit record of `records`.
+pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
+    let store = records.store.as_ref();
     let mut checkpoint = Checkpoint::default();
-    for path in store.list(CHECKPOINT_DIR)? {
+    for path in store.list(&records.dir)? {
+        let relative = path.strip_prefix(records.dir.as_str()).map_or(path.as_str(), |r| r.trim_start_matches('/'));
+        if relative.contains('/') {
+            continue; // not in the records' folder itself
+        }
         let name = path.rsplit('/').next().unwrap_or(&path);
         if !(name.starts_with("commit-") && name.ends_with(".json")) {
             continue; // in-progress temporaries and foreign files
@@ -137,8 +200,8 @@ pub fn load(store: &dyn TableStore) -> Result<Checkpoint, CommitError> {
         let bytes = store.get(&path)?.ok_or_else(|| unreadable("it disappeared while being read".into()))?;
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
         match value.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(CHECKPOINT_VERSION) => {}
-            Some(v) => return Err(unreadable(format!("format version {v}, this build reads version {CHECKPOINT_VERSION}"))),
+            Some(v) if READABLE_VERSIONS.iter().any(|r| u64::from(*r) == v) => {}
+            Some(v) => return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}"))),
             None => return Err(unreadable("no format version".into())),
         }
         let record: CommitRecord = serde_json::from_value(value).map_err(|e| unreadable(format!("malformed: {e}")))?;
@@ -159,14 +222,13 @@ pub struct Recovery {
     pub deleted: usize,
 }
 
-/// Finishes the last commit and deletes uncommitted files under the `tables` folders.
-pub fn recover(store: &dyn TableStore, checkpoint: &Checkpoint, tables: &[&str]) -> Result<Recovery, CommitError> {
+/// Finishes the last commit and deletes uncommitted files under the `tables` folders of
+/// `output`.
+pub fn recover(output: &dyn TableStore, records: &CheckpointStore, checkpoint: &Checkpoint, tables: &[&str]) -> Result<Recovery, CommitError> {
+    let store = output;
     let mut report = Recovery::default();
     if let Some(last) = &checkpoint.last {
-        publish(store, last).map_err(|e| match e {
-            CommitError::Missing { file, .. } => CommitError::Missing { record: record_path(last.epoch), file, store: store.describe() },
-            e => e,
-        })?;
+        publish(store, records, last)?;
         report.published = last.files.len();
     }
     for table in tables {
@@ -180,21 +242,22 @@ pub fn recover(store: &dyn TableStore, checkpoint: &Checkpoint, tables: &[&str])
     Ok(report)
 }
 
-/// Commits `record`: writes it (the commit point), then publishes its files.
-pub fn commit(store: &dyn TableStore, record: &CommitRecord) -> Result<(), CommitError> {
+/// Commits `record`: writes it to `records` (the commit point), then publishes its files in
+/// `output`.
+pub fn commit(output: &dyn TableStore, records: &CheckpointStore, record: &CommitRecord) -> Result<(), CommitError> {
     let bytes = serde_json::to_vec_pretty(record).expect("a commit record serializes");
-    store.put(&record_path(record.epoch), &bytes)?;
-    publish(store, record)
+    records.store.put(&records.record_path(record.epoch), &bytes)?;
+    publish(output, records, record)
 }
 
 /// Renames the record's pending files to their final names (those already final are skipped).
-fn publish(store: &dyn TableStore, record: &CommitRecord) -> Result<(), CommitError> {
+fn publish(store: &dyn TableStore, records: &CheckpointStore, record: &CommitRecord) -> Result<(), CommitError> {
     for file in &record.files {
         let pending = pending_path(file);
         if store.exists(&pending)? {
             store.rename(&pending, file)?;
         } else if !store.exists(file)? {
-            return Err(CommitError::Missing { record: record_path(record.epoch), file: file.clone(), store: store.describe() });
+            return Err(CommitError::Missing { record: records.record_path(record.epoch), file: file.clone(), store: store.describe() });
         }
     }
     Ok(())
@@ -211,6 +274,7 @@ mod tests {
             epoch,
             frontier_minute: Some(epoch * 60),
             files: files.iter().map(|f| f.to_string()).collect(),
+            resume: BTreeMap::from([(0, ResumePoint { offset: 7 * epoch, minute: epoch * 60 - 1, max_event_micros: Some(42) })]),
             positions: BTreeMap::from([(0, 10 * epoch)]),
             watermarks: BTreeMap::new(),
             committed_at_micros: 0,
@@ -227,45 +291,61 @@ mod tests {
     #[test]
     fn commit_publishes_and_recovery_rolls_forward_and_cleans_up() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path()).unwrap();
+        let store = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let records = CheckpointStore::in_output(store.clone());
         store.put(&pending_path("t/h=1/a.parquet"), b"a").unwrap();
-        commit(&store, &record(1, &["t/h=1/a.parquet"])).unwrap();
+        commit(store.as_ref(), &records, &record(1, &["t/h=1/a.parquet"])).unwrap();
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet"]);
         // Epoch 2 is recorded but the process dies before publishing; a third file was
         // written but never committed.
         store.put(&pending_path("t/h=2/b.parquet"), b"b").unwrap();
         store.put(&pending_path("t/h=3/c.parquet"), b"c").unwrap();
-        store.put(&record_path(2), &serde_json::to_vec(&record(2, &["t/h=2/b.parquet"])).unwrap()).unwrap();
-        let checkpoint = load(&store).unwrap();
-        assert_eq!(checkpoint.last.as_ref().map(|r| r.epoch), Some(2));
+        store.put(&records.record_path(2), &serde_json::to_vec(&record(2, &["t/h=2/b.parquet"])).unwrap()).unwrap();
+        let checkpoint = load(&records).unwrap();
+        assert_eq!(checkpoint.last, Some(record(2, &["t/h=2/b.parquet"])));
         assert_eq!(checkpoint.committed, HashSet::from(["t/h=1/a.parquet".to_string(), "t/h=2/b.parquet".to_string()]));
         assert_eq!(checkpoint.next_epoch(), 3);
-        let report = recover(&store, &checkpoint, &["t"]).unwrap();
+        let report = recover(store.as_ref(), &records, &checkpoint, &["t"]).unwrap();
         assert_eq!(report, Recovery { published: 1, deleted: 1 });
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet", "t/h=2/b.parquet"]);
         // Recovery is idempotent.
-        assert_eq!(recover(&store, &load(&store).unwrap(), &["t"]).unwrap(), Recovery { published: 1, deleted: 0 });
+        assert_eq!(recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap(), Recovery { published: 1, deleted: 0 });
     }
 
     #[test]
     fn an_unknown_version_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path()).unwrap();
+        let records = CheckpointStore::in_output(Arc::new(LocalStore::new(dir.path()).unwrap()));
         let mut r = serde_json::to_value(record(1, &[])).unwrap();
         r["version"] = 99.into();
-        store.put(&record_path(1), &serde_json::to_vec(&r).unwrap()).unwrap();
-        let err = load(&store).unwrap_err().to_string();
-        assert!(err.contains("commit-0000000001.json") && err.contains("version 99"), "{err}");
-        store.put(&record_path(1), b"{\"epoch\": 1}").unwrap();
-        assert!(load(&store).unwrap_err().to_string().contains("no format version"));
+        records.store.put(&records.record_path(1), &serde_json::to_vec(&r).unwrap()).unwrap();
+        let err = load(&records).unwrap_err().to_string();
+        assert!(err.contains("_checkpoint/commit-0000000001.json") && err.contains("version 99"), "{err}");
+        records.store.put(&records.record_path(1), b"{\"epoch\": 1}").unwrap();
+        assert!(load(&records).unwrap_err().to_string().contains("no format version"));
+    }
+
+    #[test]
+    fn a_version_1_record_is_read_without_resume_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = CheckpointStore { store: Arc::new(LocalStore::new(dir.path()).unwrap()), dir: String::new() };
+        let v1 = r#"{"version": 1, "epoch": 3, "frontier_minute": 120, "files": ["t/a.parquet"],
+                     "positions": {"0": 10}, "watermarks": {"0": 5}, "committed_at_micros": 0}"#;
+        records.store.put(&records.record_path(3), v1.as_bytes()).unwrap();
+        assert_eq!(records.record_path(3), "commit-0000000003.json");
+        let checkpoint = load(&records).unwrap();
+        let last = checkpoint.last.unwrap();
+        assert_eq!((last.version, last.epoch, last.frontier_minute, last.resume.len()), (1, 3, Some(120), 0));
+        assert!(checkpoint.committed.contains("t/a.parquet"));
     }
 
     #[test]
     fn a_committed_file_that_vanished_is_reported() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::new(dir.path()).unwrap();
-        store.put(&record_path(1), &serde_json::to_vec(&record(1, &["t/x.parquet"])).unwrap()).unwrap();
-        let err = recover(&store, &load(&store).unwrap(), &["t"]).unwrap_err().to_string();
+        let store = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let records = CheckpointStore::in_output(store.clone());
+        store.put(&records.record_path(1), &serde_json::to_vec(&record(1, &["t/x.parquet"])).unwrap()).unwrap();
+        let err = recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap_err().to_string();
         assert!(err.contains("t/x.parquet") && err.contains("commit-0000000001.json"), "{err}");
     }
 }

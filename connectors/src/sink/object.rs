@@ -175,7 +175,7 @@ impl TableStore for ObjectTableStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::commit::{commit, load, pending_path, recover, CommitRecord, CHECKPOINT_VERSION};
+    use crate::sink::commit::{commit, load, pending_path, recover, CheckpointStore, CommitRecord, CHECKPOINT_DIR, CHECKPOINT_VERSION};
 
     #[test]
     fn urls_resolve_in_one_place_and_bad_ones_name_the_fix() {
@@ -188,8 +188,10 @@ mod tests {
     }
 
     #[test]
-    fn the_commit_protocol_runs_on_an_object_store_under_a_prefix() {
-        let store = ObjectTableStore::new(Arc::new(object_store::memory::InMemory::new()), "out/run", "memory://").unwrap();
+    fn the_commit_protocol_runs_on_an_object_store_under_a_prefix_with_a_separate_checkpoint() {
+        let memory = Arc::new(object_store::memory::InMemory::new());
+        let store = ObjectTableStore::new(memory.clone(), "out/run", "memory://").unwrap();
+        let records = CheckpointStore { store: Arc::new(ObjectTableStore::new(memory, "checkpoints/run", "memory://").unwrap()), dir: String::new() };
         store.put(&pending_path("t/h=1/a.parquet"), b"a").unwrap();
         store.put(&pending_path("t/h=2/b.parquet"), b"b").unwrap();
         let big = vec![7u8; MULTIPART_BYTES + 1];
@@ -201,14 +203,17 @@ mod tests {
             epoch: 1,
             frontier_minute: None,
             files: vec!["t/h=1/a.parquet".into()],
+            resume: Default::default(),
             positions: Default::default(),
             watermarks: Default::default(),
             committed_at_micros: 0,
         };
-        commit(&store, &record).unwrap();
-        let checkpoint = load(&store).unwrap();
+        commit(&store, &records, &record).unwrap();
+        assert_eq!(records.store.list("").unwrap(), vec!["commit-0000000001.json"]);
+        assert!(store.list(CHECKPOINT_DIR).unwrap().is_empty(), "the records live in the checkpoint location only");
+        let checkpoint = load(&records).unwrap();
         assert_eq!(checkpoint.next_epoch(), 2);
-        assert_eq!(recover(&store, &checkpoint, &["t"]).unwrap().deleted, 1);
+        assert_eq!(recover(&store, &records, &checkpoint, &["t"]).unwrap().deleted, 1);
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet"]);
         assert_eq!(store.get("t/h=1/a.parquet").unwrap().as_deref(), Some(&b"a"[..]));
         assert!(store.exists("t/h=1/a.parquet").unwrap() && !store.exists("t/h=2/b.parquet").unwrap());

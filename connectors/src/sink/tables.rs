@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use arrow_array::builder::{BinaryBuilder, StringBuilder};
 use arrow_array::{
-    ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -378,6 +378,52 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
     Ok(out)
 }
 
+/// Decodes an `events` part file back into its rows (what a restart reads to rebuild the
+/// dedup and daily state; see `commit`). An error names the column that does not fit.
+pub fn decode_events(bytes: Vec<u8>) -> Result<Vec<EventRow>, ParquetError> {
+    fn column<'b, A: 'static>(batch: &'b RecordBatch, name: &str) -> Result<&'b A, ParquetError> {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<A>())
+            .ok_or_else(|| ParquetError::General(format!("events file: column {name} is missing or of another type")))
+    }
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let event_id = column::<StringArray>(&batch, "event_id")?;
+        let device_id = column::<StringArray>(&batch, "device_id")?;
+        let device_type = column::<StringArray>(&batch, "device_type")?;
+        let timestamp = column::<TimestampMicrosecondArray>(&batch, "timestamp")?;
+        let duration = column::<Float64Array>(&batch, "event_duration")?;
+        let value = column::<Float64Array>(&batch, "value")?;
+        let status = column::<StringArray>(&batch, "status")?;
+        let location = column::<StringArray>(&batch, "location")?;
+        let firmware = column::<StringArray>(&batch, "firmware")?;
+        let partition = column::<Int32Array>(&batch, "partition")?;
+        let offset = column::<Int64Array>(&batch, "offset")?;
+        let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| crate::schema::intern(a.value(i).into()));
+        for i in 0..batch.num_rows() {
+            let bad = |what: &str| ParquetError::General(format!("events file, row {i}: unknown {what}"));
+            rows.push(EventRow {
+                position: Position { partition: partition.value(i) as u32, offset: offset.value(i) as u64 },
+                event: OwnedEvent {
+                    event_id: event_id.value(i).to_owned().into(),
+                    device_id: crate::schema::intern(device_id.value(i).into()),
+                    device_type: DeviceType::from_str_exact(device_type.value(i)).ok_or_else(|| bad("device_type"))?,
+                    timestamp: EventTime(timestamp.value(i)),
+                    event_duration: duration.value(i),
+                    value: value.value(i),
+                    status: crate::schema::Status::from_str_exact(status.value(i)).ok_or_else(|| bad("status"))?,
+                    location: text(location, i),
+                    firmware: text(firmware, i),
+                },
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Reads every committed Parquet file under `dir` (recursively, skipping names that start
 /// with `_` or `.`, as DuckDB and Spark do), in path order.
 pub fn read_parquet_dir(dir: &std::path::Path) -> Result<Vec<RecordBatch>, ParquetError> {
@@ -426,6 +472,15 @@ mod tests {
         assert_eq!(partition_path(t, false), "year=2024/month=02/day=29/hour=23");
         assert_eq!(partition_path(t, true), "year=2024/month=02/day=29");
         assert_eq!(partition_path(EventTime(0), false), "year=1970/month=01/day=01/hour=00");
+    }
+
+    #[test]
+    fn event_rows_round_trip_through_parquet() {
+        let line = br#"{"event_id":"e-1","device_id":"device-007","device_type":"motion","timestamp":"2025-11-03T10:15:00.5Z","event_duration":12.5,"value":-1.0,"status":"warning","metadata":{"location":"zone-B"}}"#;
+        let event = crate::parse::parse_event(line, crate::parse::DEFAULT_MAX_MESSAGE_BYTES).unwrap().into_owned();
+        let rows = vec![EventRow { position: Position { partition: 2, offset: 99 }, event }];
+        let bytes = encode_parquet(&EventRow::to_batch(&rows.iter().collect::<Vec<_>>(), EventTime(1))).unwrap();
+        assert_eq!(decode_events(bytes).unwrap(), rows);
     }
 
     #[test]

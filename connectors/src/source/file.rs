@@ -56,14 +56,14 @@ impl Source for FileSource {
         Ok(parts)
     }
 
-    fn open(&self, partition: u32, offset: u64, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
         let path = self.partition_path(partition);
         let io = |source| SourceError::Io { path: path.clone(), source };
         let file = File::open(&path).map_err(io)?;
         let limit = if bounded { Some(file.metadata().map_err(io)?.len()) } else { None };
         let mut reader = FileReader { partition, path: path.clone(), reader: BufReader::with_capacity(1 << 20, file), offset: 0, consumed: 0, limit, line: Vec::new() };
         // Skip to the requested line (a restart resumes mid-file).
-        while reader.offset < offset {
+        while reader.offset < offset.unwrap_or(0) {
             let n = reader.reader.read_until(b'\n', &mut reader.line).map_err(io)?;
             if n == 0 || reader.line.last() != Some(&b'\n') || reader.limit.is_some_and(|l| reader.consumed + n as u64 > l) {
                 reader.line.clear();
@@ -139,7 +139,7 @@ mod tests {
     use super::*;
 
     fn read_all(src: &FileSource, p: u32, offset: u64) -> Vec<(u64, Vec<u8>)> {
-        let mut r = src.open(p, offset, true).unwrap();
+        let mut r = src.open(p, Some(offset), true).unwrap();
         let mut batch = MessageBatch::default();
         let mut out = Vec::new();
         loop {

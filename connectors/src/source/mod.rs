@@ -86,9 +86,10 @@ pub trait PartitionReader: Send {
 pub trait Source: Send + Sync {
     /// The partition numbers, ascending.
     fn partitions(&self) -> Result<Vec<u32>, SourceError>;
-    /// Opens a reader on `partition` starting at `offset`. In bounded mode the reader ends at
-    /// the end of the partition as it is when opened.
-    fn open(&self, partition: u32, offset: u64, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError>;
+    /// Opens a reader on `partition` starting at `offset` (`None`: where a partition read for
+    /// the first time starts, the first message, or for Kafka as `--start-from` says). In
+    /// bounded mode the reader ends at the end of the partition as it is when opened.
+    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError>;
 }
 
 /// Why a source could not be read.

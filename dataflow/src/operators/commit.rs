@@ -1,14 +1,17 @@
 //! The committer: turns the files the sinks wrote into committed epochs.
 //!
-//! The protocol (pending names, commit records, recovery, resume by deterministic replay) is
-//! explained in `connectors::sink::commit`. This operator is its dataflow half:
+//! The protocol (pending names, commit records, recovery, resume points) is explained in
+//! `connectors::sink::commit`. This operator is its dataflow half:
 //!
 //! - every sink reports the final name of each file it wrote, at a time no later than the
-//!   file's rows; all reports go to one worker (global index 0);
+//!   file's rows, and the source reports resume points at their times; all reports go to one
+//!   worker (global index 0);
 //! - when its input frontier advances, every reported file with a time before the frontier
 //!   is complete (its sink will never add to it), so the operator commits them as the next
-//!   epoch: the commit record (files, frontier, this process's partition positions and
-//!   watermarks), then the renames. With `--commit-interval`, epochs are at least that much
+//!   epoch: the commit record (files, frontier, each partition's resume point: the last one
+//!   reported below the frontier, and this process's read positions and watermarks for
+//!   information), then the renames. The recorded frontier never goes back: after a restart
+//!   the first frontiers can be below the previous record's, whose rows are committed. With `--commit-interval`, epochs are at least that much
 //!   processing time apart (the files wait for the first frontier advance after it); when
 //!   the input ends, everything left is committed;
 //! - a store error is fatal: the process exits and the next start recovers (a commit is
@@ -18,7 +21,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use connectors::sink::commit::{commit, CommitRecord, CHECKPOINT_VERSION};
+use std::collections::BTreeMap;
+
+use connectors::sink::commit::{commit, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -26,11 +31,24 @@ use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
 
+/// What the committer hears about.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum CommitNote {
+    /// A sink wrote this file (final name) under its pending name.
+    File(String),
+    /// A partition's resume point (see the source operator).
+    Resume(u32, ResumePoint),
+}
+
 /// How the committer commits.
 #[derive(Clone)]
 pub struct CommitConfig {
-    /// Where the commit records and files are.
+    /// Where the files are.
     pub store: Arc<dyn TableStore>,
+    /// Where the commit records go.
+    pub records: CheckpointStore,
+    /// The last record of an earlier run: its frontier and resume points.
+    pub previous: Option<(Option<u64>, BTreeMap<u32, ResumePoint>)>,
     /// The epoch number of the first commit of this run.
     pub first_epoch: u64,
     /// Least processing time between two epochs.
@@ -40,14 +58,27 @@ pub struct CommitConfig {
 }
 
 /// Commits the reported files; see the module header.
-pub fn commit_files(files: StreamVec<'_, u64, String>, config: CommitConfig) {
+pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig) {
     let mut pending: Vec<(u64, String)> = Vec::new();
+    // Per partition, the resume points reported, by time.
+    let mut points: BTreeMap<u32, BTreeMap<u64, ResumePoint>> = BTreeMap::new();
+    let mut recorded_frontier = config.previous.as_ref().and_then(|(f, _)| *f).unwrap_or(0);
+    for (p, point) in config.previous.iter().flat_map(|(_, r)| r) {
+        points.entry(*p).or_default().insert(point.minute, *point);
+    }
     let mut epoch = config.first_epoch;
     let mut last_commit = Instant::now() - config.interval;
-    files.sink(Exchange::new(|_: &String| 0), "Commit", move |(input, frontier)| {
+    notes.sink(Exchange::new(|_: &CommitNote| 0), "Commit", move |(input, frontier)| {
         input.for_each(|cap, data| {
             let time = cap.least().copied().unwrap_or(0);
-            pending.extend(data.drain(..).map(|f| (time, f)));
+            for note in data.drain(..) {
+                match note {
+                    CommitNote::File(f) => pending.push((time, f)),
+                    CommitNote::Resume(p, point) => {
+                        points.entry(p).or_default().insert(point.minute, point);
+                    }
+                }
+            }
         });
         let done = frontier.is_empty();
         let limit = frontier.frontier().first().copied();
@@ -61,16 +92,28 @@ pub fn commit_files(files: StreamVec<'_, u64, String>, config: CommitConfig) {
         }
         let started = Instant::now();
         let c = &config.counters;
+        // Rows before the previous record's frontier are committed too: the frontier never
+        // goes back. A point at time 0 has no message before it and is valid for any frontier.
+        let frontier_minute = limit.map(|l| l.max(recorded_frontier));
+        let mut resume = BTreeMap::new();
+        for (p, by_minute) in points.iter_mut() {
+            let below = frontier_minute.map_or(u64::MAX, |f| f.max(1));
+            if let Some((&minute, &point)) = by_minute.range(..below).next_back() {
+                resume.insert(*p, point);
+                *by_minute = by_minute.split_off(&minute); // older points are never needed again
+            }
+        }
         let record = CommitRecord {
             version: CHECKPOINT_VERSION,
             epoch,
-            frontier_minute: limit,
+            frontier_minute,
             files: ready.into_iter().map(|(_, f)| f).collect(),
+            resume,
             positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
             watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),
             committed_at_micros: chrono::Utc::now().timestamp_micros(),
         };
-        if let Err(e) = commit(config.store.as_ref(), &record) {
+        if let Err(e) = commit(config.store.as_ref(), &config.records, &record) {
             eprintln!("error: cannot commit epoch {epoch}: {e} (the next start recovers)");
             std::process::exit(1);
         }
@@ -81,6 +124,7 @@ pub fn commit_files(files: StreamVec<'_, u64, String>, config: CommitConfig) {
             d.push(started.elapsed().as_secs_f64());
         }
         epoch += 1;
+        recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
         last_commit = Instant::now();
     });
 }

@@ -14,6 +14,11 @@
 //! would be late and never reach dedup), so memory is bounded by the ids of the last
 //! `horizon` of event time, not by the length of the stream.
 //!
+//! After a restart, a second input brings back the events committed before the checkpoint's
+//! frontier that this state depends on (see [`super::seed`]): each is an id already kept at
+//! its minute (remembered for the same horizon), and, when its flag says so, a measurement
+//! for the aggregates; it is never written as an `events` row again.
+//!
 //! The input is an insert-only differential collection of accepted events (every update
 //! `+1`), exchanged by event id; the outputs are the distinct events as `events` table rows
 //! and, as an insert-only collection, their measurements for the aggregates (two outputs of
@@ -39,6 +44,8 @@ use timely::dataflow::StreamVec;
 use crate::counters::Counters;
 use crate::pipeline::Measurement;
 
+use super::seed::Seed;
+
 /// A stable hash of a string, the same in every process (used to route records).
 pub fn stable_hash(s: &str) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
@@ -57,37 +64,49 @@ pub struct Distinct<'s> {
 /// The dedup operator on a collection of accepted events.
 pub trait DedupByEventId<'s> {
     /// Keeps the first copy of each event id; see the module header for the exact rule.
-    /// `horizon_minutes` bounds how long an id is remembered after its event time.
-    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s>;
+    /// `horizon_minutes` bounds how long an id is remembered after its event time; `seeds`
+    /// are the committed events a restart reads back (see the module header).
+    fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s>;
 }
 
 impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
-    fn dedup_by_event_id(self, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
+    fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
         let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| stable_hash(&row.event.event_id));
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
         let mut input = builder.new_input(self.inner, exchange);
+        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| stable_hash(&row.event.event_id)));
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
         let mut measurements_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(Measurement, u64, isize)>>>::from(measurements_out);
         builder.build(move |_capabilities| {
-            // Records waiting for the frontier to pass their minute, with capabilities for it.
-            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>)> = BTreeMap::new();
+            // Records waiting for the frontier to pass their minute, with capabilities for it,
+            // and the seeds of that minute.
+            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
             // Ids seen, and the minute after which each is forgotten.
             let mut seen: FxHashSet<String> = FxHashSet::default();
             let mut retire: BTreeMap<u64, Vec<String>> = BTreeMap::new();
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
             move |frontiers| {
-                let frontier = &frontiers[0];
+                let (frontier, seed_frontier) = (&frontiers[0], &frontiers[1]);
                 input.for_each(|cap, data| {
                     for (row, minute, diff) in data.drain(..) {
                         debug_assert_eq!(diff, 1, "dedup expects an insert-only collection");
                         pending
                             .entry(minute)
-                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::with_capacity(1024)))
+                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::with_capacity(1024), Vec::new()))
                             .1
                             .push(row);
+                    }
+                });
+                seed_input.for_each(|cap, data| {
+                    for (row, minute, measure) in data.drain(..) {
+                        pending
+                            .entry(minute)
+                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::new(), Vec::new()))
+                            .2
+                            .push((row, measure));
                     }
                 });
                 let mut duplicates = 0;
@@ -95,10 +114,10 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                 let mut measurements_out = measurements_out.activate();
                 while let Some(entry) = pending.first_entry() {
                     let minute = *entry.key();
-                    if frontier.less_equal(&minute) {
+                    if frontier.less_equal(&minute) || seed_frontier.less_equal(&minute) {
                         break;
                     }
-                    let ([rows_cap, measurements_cap], mut rows) = entry.remove();
+                    let ([rows_cap, measurements_cap], mut rows, seeds) = entry.remove();
                     // Forget ids whose horizon ends before this minute, and only those, so
                     // the outcome does not depend on how far the frontier jumped.
                     while let Some(r) = retire.first_entry() {
@@ -107,6 +126,17 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         }
                         for id in r.remove() {
                             seen.remove(&id);
+                        }
+                    }
+                    let mut measurements = measurements_out.session(&measurements_cap);
+                    // Seeds were kept before the restart: remember them, never emit them as rows.
+                    for (row, measure) in seeds {
+                        let id = row.event.event_id.as_ref();
+                        if seen.insert(id.to_owned()) {
+                            retire.entry(minute + horizon_minutes).or_default().push(id.to_owned());
+                        }
+                        if measure {
+                            measurements.give((Measurement::of(&row), minute, 1isize));
                         }
                     }
                     // Decide in (event time, partition, offset) order; emit in any order.
@@ -125,7 +155,6 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                             keep[i] = true;
                         }
                     }
-                    let mut measurements = measurements_out.session(&measurements_cap);
                     for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
                         measurements.give((Measurement::of(row), minute, 1isize));
                     }

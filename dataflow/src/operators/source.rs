@@ -20,6 +20,14 @@
 //! - Stop (Ctrl-C in live mode): the operator stops reading and drops its capability; the
 //!   sinks then write only what the frontier had completed (see [`super::sink`]).
 //!
+//! Restart (see `connectors::sink::commit`, "Resume"): a partition with a resume point is
+//! read again from that point with its watermark restored, and every message whose time is
+//! before the checkpoint's frontier only moves the watermark: its rows are committed. The
+//! operator reports **resume points** on a fourth output, for the committer: whenever a
+//! partition's message reaches a new largest time `m`, the point `(offset, m, largest event
+//! time before it)`, at time `m` (every message before it has a smaller time); and, when a
+//! partition is opened without one, its start (`m = 0`: no message precedes it).
+//!
 //! Flow control: a partition whose watermark is more than `max_ahead_minutes` of event time
 //! ahead of the source frontier of the whole dataflow (the least watermark over every
 //! partition of every worker, read from a probe) is not read until the rest catches up.
@@ -34,6 +42,7 @@
 //! tell when messages arrive (Kafka) wakes the operator through a thread-safe activator; an
 //! idle partition also re-activates the operator after a delay instead of spinning.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -41,6 +50,7 @@ use std::time::Duration;
 
 use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
+use connectors::sink::commit::ResumePoint;
 use connectors::sink::{EventRow, LateRow, RejectedRow};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -71,12 +81,27 @@ pub struct SourceConfig {
     /// Flow control: how far (event-time minutes) a partition may run ahead of the source
     /// frontier of the whole dataflow; see the module header.
     pub max_ahead_minutes: u64,
+    /// Where a restart reads again (default: a first run).
+    pub resume: Arc<Resume>,
+}
+
+/// What a restart resumes from: the last commit's frontier and resume points.
+#[derive(Clone, Debug, Default)]
+pub struct Resume {
+    /// Rows of times before this minute are committed (0: none; `u64::MAX`: all).
+    pub from_minute: u64,
+    /// Per partition, where to read again; a partition without one starts as a new one.
+    pub points: BTreeMap<u32, ResumePoint>,
 }
 
 struct Assigned {
     reader: Box<dyn PartitionReader>,
     watermark: PartitionWatermark,
     ended: bool,
+    /// The largest time of a message read so far (resume points are reported when it grows).
+    max_minute: Option<u64>,
+    /// The start point, to report in the first activation.
+    start: Option<ResumePoint>,
 }
 
 /// The three streams the source produces.
@@ -87,6 +112,8 @@ pub struct SourceStreams<'s> {
     pub late: StreamVec<'s, u64, LateRow>,
     /// Rejected messages.
     pub rejected: StreamVec<'s, u64, RejectedRow>,
+    /// Resume points `(partition, point)`, at the point's time; see the module header.
+    pub resume_points: StreamVec<'s, u64, (u32, ResumePoint)>,
 }
 
 /// Builds the source operator over the partitions of `source` assigned to this worker.
@@ -99,11 +126,16 @@ pub fn partition_source<'s>(
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
     let open = {
-        let (source, bounded, lateness) = (Arc::clone(&source), config.bounded, config.lateness_micros);
+        let (source, bounded, lateness, resume) = (Arc::clone(&source), config.bounded, config.lateness_micros, Arc::clone(&config.resume));
         move |p: u32| -> anyhow::Result<Assigned> {
-            Ok(Assigned { reader: source.open(p, 0, bounded)?, watermark: PartitionWatermark::new(lateness), ended: false })
+            let point = resume.points.get(&p).copied();
+            let reader = source.open(p, point.map(|r| r.offset), bounded)?;
+            let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
+            let start = point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
+            Ok(Assigned { reader, watermark: PartitionWatermark::resume(lateness, max_event), ended: false, max_minute: None, start: Some(start) })
         }
     };
+    let from_minute = config.resume.from_minute;
     // Open this worker's partitions first: a failure must not leave a half-built operator.
     let mut known = source.partitions()?;
     let mut assigned = Vec::new();
@@ -128,9 +160,11 @@ pub fn partition_source<'s>(
     let (accepted_out, accepted) = builder.new_output();
     let (late_out, late) = builder.new_output();
     let (rejected_out, rejected) = builder.new_output();
+    let (points_out, resume_points) = builder.new_output();
     let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
     let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
+    let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
     builder.build(move |capabilities| {
         // One capability per output, always at the same time.
         let mut capabilities = Some(capabilities);
@@ -170,10 +204,17 @@ pub fn partition_source<'s>(
             let mut accepted_out = accepted_out.activate();
             let mut late_out = late_out.activate();
             let mut rejected_out = rejected_out.activate();
+            let mut points_out = points_out.activate();
             let mut accepted_session = accepted_out.session(&caps[0]);
             // Late and rejected rows (rare) are sent at their own minute, like accepted events,
             // so that every record's dataflow time is a function of the input alone.
-            let (mut late_rows, mut rejected_rows) = (Vec::new(), Vec::new());
+            let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
+            let floor = *caps[0].time();
+            for part in assigned.iter_mut() {
+                if let Some(start) = part.start.take() {
+                    points.push((start.minute.max(floor), (part.reader.partition(), start)));
+                }
+            }
             for part in assigned.iter_mut().filter(|p| !p.ended) {
                 if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
                     if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
@@ -191,15 +232,24 @@ pub fn partition_source<'s>(
                     PollStatus::Idle => idle = true,
                     PollStatus::Ended => part.ended = true,
                 }
-                let (mut accepted, mut late) = (0, 0);
+                let (mut accepted, mut late, mut replayed) = (0, 0, 0);
                 // Every record's minute is at least the capabilities' (the least watermark).
-                let floor = *caps[0].time();
                 for (pos, raw) in batch.iter() {
+                    let max_event_before = part.watermark.max_event_time();
                     let mut classified = classify(pos, raw, &mut part.watermark, config.max_message_bytes);
                     if classified.minute() < floor {
                         classified = behind_frontier(classified, floor);
                     }
                     let minute = classified.minute();
+                    if part.max_minute.is_none_or(|m| minute > m) {
+                        part.max_minute = Some(minute);
+                        let point = ResumePoint { offset: pos.offset, minute, max_event_micros: max_event_before.map(EventTime::micros) };
+                        points.push((minute, (pos.partition, point)));
+                    }
+                    if minute < from_minute {
+                        replayed += 1; // its rows are committed (a restart)
+                        continue;
+                    }
                     match classified {
                         Classified::Accepted(row) => {
                             accepted += 1;
@@ -219,8 +269,12 @@ pub fn partition_source<'s>(
                 counters.bytes_read.fetch_add((batch.bytes.len() + batch.len()) as u64, Relaxed);
                 counters.accepted.fetch_add(accepted, Relaxed);
                 counters.late.fetch_add(late, Relaxed);
+                counters.replayed.fetch_add(replayed, Relaxed);
             }
             drop(accepted_session);
+            for (minute, point) in points {
+                points_out.session(&caps[3].delayed(&minute)).give(point);
+            }
             for (minute, row) in late_rows {
                 late_out.session(&caps[1].delayed(&minute)).give(row);
             }
@@ -269,7 +323,7 @@ pub fn partition_source<'s>(
             }
         }
     });
-    Ok(SourceStreams { accepted, late, rejected })
+    Ok(SourceStreams { accepted, late, rejected, resume_points })
 }
 
 /// Refiles a record of a partition discovered after the frontier passed its minute (see the

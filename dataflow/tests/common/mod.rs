@@ -45,9 +45,11 @@ pub fn run_engine(input: &Path, output: &Path, workers: usize) -> RunSummary {
 
 /// Runs the engine in this process with `workers` threads over any bounded source.
 pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path, workers: usize) -> RunSummary {
+    let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
     let config = PipelineConfig {
         source,
-        store: Arc::new(LocalStore::new(output).unwrap()),
+        records: connectors::sink::commit::CheckpointStore::in_output(Arc::clone(&store)),
+        store,
         source_config: SourceConfig {
             bounded: true,
             lateness_micros: LATENESS_MICROS,
@@ -57,6 +59,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
             discover_every: None,
             idle_poll: std::time::Duration::from_millis(10),
             max_ahead_minutes: 180,
+            resume: Default::default(),
         },
         dedup_horizon_minutes: DEDUP_HORIZON_MINUTES as u64,
         daily_refresh_minutes: 60,
@@ -64,6 +67,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         rows_per_file: 1_000_000,
         committed: Default::default(),
         first_epoch: 1,
+        previous: None,
         commit_interval: std::time::Duration::ZERO,
     };
     let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
