@@ -9,7 +9,7 @@ use arrow_array::{Date32Array, Float64Array, Int64Array, RecordBatch, StringArra
 
 use connectors::sink::TableStore;
 
-use crate::table::{open_store, DateRange, Table};
+use crate::table::{open_store, Columns, DateRange, Table};
 
 /// One row of either table, keyed and flattened for comparison.
 type Flat = BTreeMap<(i64, String), Vec<(&'static str, Value)>>;
@@ -112,7 +112,7 @@ pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> anyhow::Result<Vec
         vec![<connectors::sink::DailyRow as connectors::sink::Table>::to_batch(&refs, connectors::schema::EventTime(0))]
     };
     let daily = table("daily_p95");
-    let stream_daily = daily.read_columns(&daily.committed_files(all)?, Some(&DAILY_COLUMNS))?;
+    let stream_daily = daily.read_columns(&daily.committed_files(all)?, Columns::only(&DAILY_COLUMNS))?;
     let recomputed_daily = recomputed_daily.iter().map(|b| b.project(&(0..9).collect::<Vec<_>>())).collect::<Result<Vec<_>, _>>()?;
     compare("daily_p95", &flatten(&stream_daily, &DAILY_COLUMNS)?, &flatten(&recomputed_daily, &DAILY_COLUMNS)?, &mut diffs);
 
@@ -124,7 +124,7 @@ pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> anyhow::Result<Vec
         b.project(&[0, 2, 3, 4, 5, 6, 7, 8])?
     };
     let windows = table("windows");
-    let stream_windows = windows.read_columns(&windows.committed_files(all)?, Some(&WINDOW_COLUMNS))?;
+    let stream_windows = windows.read_columns(&windows.committed_files(all)?, Columns::only(&WINDOW_COLUMNS))?;
     compare("windows", &flatten(&stream_windows, &WINDOW_COLUMNS)?, &flatten(&[recomputed_windows], &WINDOW_COLUMNS)?, &mut diffs);
     Ok(diffs)
 }

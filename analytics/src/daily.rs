@@ -7,37 +7,75 @@
 
 use std::collections::BTreeMap;
 
-use arrow_array::{Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::types::Int32Type;
+use arrow_array::{Array, DictionaryArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use connectors::schema::{DeviceType, MICROS_PER_DAY};
 use connectors::sink::DailyRow;
 
-use crate::table::{DateRange, Table};
-use crate::{p95_nearest_rank, sum};
+use crate::table::{Columns, DateRange, Table};
+use crate::{p95_nearest_rank_unsorted, sum};
 
 /// The least number of events a (date, type) needs to get a row.
 pub const MIN_EVENTS: usize = 500;
 
-/// The columns of `events` the daily p95 reads.
-const COLUMNS: [&str; 3] = ["device_type", "timestamp", "event_duration"];
+/// The columns of `events` the daily p95 reads (`device_type` as a dictionary).
+const COLUMNS: Columns<'static> = Columns { names: Some(&["device_type", "timestamp", "event_duration"]), dictionary: &["device_type"] };
 
 /// Durations grouped by (days since epoch, device type).
 pub type Groups = BTreeMap<(i32, DeviceType), Vec<f64>>;
 
-/// Groups the durations of one file's batches.
+const TYPES: usize = DeviceType::ALL.len();
+
+/// Moves `values` to the end of `into` (without a copy when `into` is empty).
+fn append(into: &mut Vec<f64>, values: &mut Vec<f64>) {
+    if into.is_empty() {
+        std::mem::swap(into, values);
+    } else {
+        into.append(values);
+    }
+}
+
+/// Hands one day's per-type durations over to `groups`.
+fn flush(day: i32, buckets: &mut [Vec<f64>; TYPES], groups: &mut Groups) {
+    for (ty, bucket) in DeviceType::ALL.iter().zip(buckets.iter_mut()) {
+        if !bucket.is_empty() {
+            append(groups.entry((day, *ty)).or_default(), bucket);
+        }
+    }
+}
+
+/// Groups the durations of one file's batches, in row order.
 fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
     let mut groups = Groups::new();
+    // A file's rows are (nearly) all of one day: collect per type until the day changes.
+    let mut day: Option<i32> = None;
+    let mut buckets: [Vec<f64>; TYPES] = Default::default();
     for batch in batches {
-        let types = batch.column(0).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+        let types = batch.column(0).as_any().downcast_ref::<DictionaryArray<Int32Type>>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+        let names = types.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
         let times = batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
         let durations = batch.column(2).as_any().downcast_ref::<Float64Array>().ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
         if types.null_count() + times.null_count() + durations.null_count() > 0 {
             anyhow::bail!("a required column is null in the events table");
         }
+        // The type of each distinct dictionary value (None: not a device type).
+        let kind: Vec<Option<usize>> = (0..names.len()).map(|j| if names.is_null(j) { None } else { DeviceType::ALL.iter().position(|t| t.as_str() == names.value(j)) }).collect();
+        let (keys, times, durations) = (types.keys().values(), times.values(), durations.values());
         for i in 0..batch.num_rows() {
-            let ty = DeviceType::from_str_exact(types.value(i)).ok_or_else(|| anyhow::anyhow!("unknown device_type {:?} in the events table", types.value(i)))?;
-            let day = times.value(i).div_euclid(MICROS_PER_DAY) as i32;
-            groups.entry((day, ty)).or_default().push(durations.value(i));
+            let key = keys[i] as usize;
+            let Some(ty) = kind[key] else { anyhow::bail!("unknown device_type {:?} in the events table", names.value(key)) };
+            let d = times[i].div_euclid(MICROS_PER_DAY) as i32;
+            if day != Some(d) {
+                if let Some(previous) = day {
+                    flush(previous, &mut buckets, &mut groups);
+                }
+                day = Some(d);
+            }
+            buckets[ty].push(durations[i]);
         }
+    }
+    if let Some(d) = day {
+        flush(d, &mut buckets, &mut groups);
     }
     Ok(groups)
 }
@@ -47,9 +85,9 @@ fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
 pub fn durations_by_day(events: &Table, range: DateRange) -> anyhow::Result<Groups> {
     let files = events.committed_files(range)?;
     let mut groups = Groups::new();
-    for file_groups in events.map_files(&files, Some(&COLUMNS), group_file)? {
-        for (key, durations) in file_groups {
-            groups.entry(key).or_default().extend(durations);
+    for file_groups in events.map_files(&files, COLUMNS, group_file)? {
+        for (key, mut durations) in file_groups {
+            append(groups.entry(key).or_default(), &mut durations);
         }
     }
     // Dates outside the range can appear when a file spans them; keep the range exact.
@@ -63,16 +101,16 @@ pub fn date_of(day: i32) -> chrono::NaiveDate {
 }
 
 /// The daily row of one group, `None` below [`MIN_EVENTS`].
-pub fn daily_row(date: i32, device_type: DeviceType, durations: &mut [f64]) -> Option<DailyRow> {
+pub fn daily_row(date: i32, device_type: DeviceType, durations: &[f64]) -> Option<DailyRow> {
     let n = durations.len();
     if n < MIN_EVENTS {
         return None;
     }
-    durations.sort_by(f64::total_cmp);
     let mean = sum(durations.iter().copied()) / n as f64;
     let stddev = (sum(durations.iter().map(|x| (x - mean) * (x - mean))) / (n - 1) as f64).sqrt();
-    let kept: Vec<f64> = durations.iter().copied().filter(|x| (x - mean).abs() <= 3.0 * stddev).collect();
+    let mut kept: Vec<f64> = durations.iter().copied().filter(|x| (x - mean).abs() <= 3.0 * stddev).collect();
     let k = kept.len();
+    let avg_kept_duration = sum(kept.iter().copied()) / k as f64;
     Some(DailyRow {
         date,
         device_type,
@@ -81,18 +119,16 @@ pub fn daily_row(date: i32, device_type: DeviceType, durations: &mut [f64]) -> O
         outliers_removed: (n - k) as i64,
         mean_duration: mean,
         stddev_duration: stddev,
-        p95_duration: p95_nearest_rank(&kept),
-        avg_kept_duration: sum(kept.iter().copied()) / k as f64,
+        p95_duration: p95_nearest_rank_unsorted(&mut kept),
+        avg_kept_duration,
     })
 }
 
 /// The daily p95 rows of the `events` table, for dates in `range`, ordered by date and type.
 pub fn daily_p95(events: &Table, range: DateRange) -> anyhow::Result<Vec<DailyRow>> {
-    let mut rows = Vec::new();
-    for ((day, ty), mut durations) in durations_by_day(events, range)? {
-        rows.extend(daily_row(day, ty, &mut durations));
-    }
-    Ok(rows)
+    let groups: Vec<_> = durations_by_day(events, range)?.into_iter().collect();
+    let rows = crate::parallel_map(&groups, |((day, ty), durations)| Ok(daily_row(*day, *ty, durations)))?;
+    Ok(rows.into_iter().flatten().collect())
 }
 
 /// Writes rows as CSV with a header (the `daily_p95` column names, dates as YYYY-MM-DD).

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-use crate::table::{open_store, DateRange, Table};
+use crate::table::{open_store, Columns, DateRange, Table};
 
 /// The tables the engine writes.
 pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
@@ -75,7 +75,7 @@ pub fn diff(a: &str, b: &str, files: bool) -> anyhow::Result<Diff> {
     for table in TABLES {
         let (ta, tb) = (Table::in_output(&store_a, a, table), Table::in_output(&store_b, b, table));
         let (fa, fb) = (ta.committed_files(DateRange::default())?, tb.committed_files(DateRange::default())?);
-        let (ra, rb) = (rows(&ta.read_columns(&fa, None)?), rows(&tb.read_columns(&fb, None)?));
+        let (ra, rb) = (rows(&ta.read_columns(&fa, Columns::ALL)?), rows(&tb.read_columns(&fb, Columns::ALL)?));
         d.rows.insert(table, ra.len());
         if ra != rb {
             d.lines.push(format!("{table}: {} rows in {a}, {} rows in {b}", ra.len(), rb.len()));

@@ -19,6 +19,9 @@ pub mod diff;
 pub mod table;
 pub mod windows;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 /// A compensated (Neumaier) sum, so that means agree with any summation order to ~1e-15.
 pub fn sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
@@ -30,9 +33,70 @@ pub fn sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     s + c
 }
 
+/// How many threads read and compute: the machine's cores, or `ANALYTICS_THREADS`.
+pub fn threads() -> usize {
+    std::env::var("ANALYTICS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// `f` of every item, on up to [`threads`] threads taking the next item as they finish one;
+/// the results in item order, or the first error (the other threads then stop).
+pub fn parallel_map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let work = || -> anyhow::Result<()> {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { return Ok(()) };
+            match f(item) {
+                Ok(out) => results.lock().expect("a worker thread panicked")[i] = Some(out),
+                Err(e) => {
+                    next.store(items.len(), Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let n = threads().min(items.len()).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n).map(|_| s.spawn(work)).collect();
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
+    })?;
+    Ok(results.into_inner().expect("a worker thread panicked").into_iter().map(|r| r.expect("every item was mapped")).collect())
+}
+
+/// The 1-based nearest rank ⌈0.95·k⌉ of `k` values (at least 1).
+fn p95_rank(k: usize) -> usize {
+    (95 * k).div_ceil(100).max(1)
+}
+
 /// The value at 1-based nearest rank ⌈0.95·k⌉ of `sorted` (ascending, non-empty).
 pub fn p95_nearest_rank(sorted: &[f64]) -> f64 {
-    let k = sorted.len();
-    let rank = (95 * k).div_ceil(100).max(1);
-    sorted[rank - 1]
+    sorted[p95_rank(sorted.len()) - 1]
+}
+
+/// [`p95_nearest_rank`] of `values` in any order (non-empty), by selection rather than a
+/// sort; reorders `values`.
+pub fn p95_nearest_rank_unsorted(values: &mut [f64]) -> f64 {
+    let rank = p95_rank(values.len());
+    *values.select_nth_unstable_by(rank - 1, f64::total_cmp).1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_equals_the_sorted_nearest_rank() {
+        for k in 1..300usize {
+            let mut v: Vec<f64> = (0..k).map(|i| ((i * 7919) % 1009) as f64 * 0.5).collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(p95_nearest_rank_unsorted(&mut v), p95_nearest_rank(&sorted), "k = {k}");
+            assert_eq!(p95_rank(k), (0.95 * k as f64 - 1e-9).ceil() as usize);
+        }
+    }
 }

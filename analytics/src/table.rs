@@ -11,15 +11,15 @@
 //! decoded; files are decoded in parallel, and results always come back in file order, so
 //! nothing depends on thread scheduling.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
 use chrono::{Datelike, NaiveDate};
 use connectors::sink::object::open;
 use connectors::sink::TableStore;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
 /// Bounded ranges of at most this many days are listed one day folder at a time; longer
@@ -87,6 +87,30 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn TableStore>> {
     open(url).with_context(|| format!("cannot open {url}"))
 }
 
+/// Which columns of a file to decode, and how.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Columns<'a> {
+    /// These columns, in this order; `None`: every column, in file order.
+    pub names: Option<&'a [&'a str]>,
+    /// String columns among them to decode as dictionaries (`Int32` keys) rather than strings.
+    pub dictionary: &'a [&'a str],
+}
+
+impl<'a> Columns<'a> {
+    /// Every column, as written.
+    pub const ALL: Columns<'static> = Columns { names: None, dictionary: &[] };
+
+    /// Only `names`, in that order.
+    pub fn only(names: &'a [&'a str]) -> Self {
+        Columns { names: Some(names), dictionary: &[] }
+    }
+
+    /// The same columns, with the string columns `names` decoded as dictionaries.
+    pub fn with_dictionary(self, names: &'a [&'a str]) -> Self {
+        Columns { dictionary: names, ..self }
+    }
+}
+
 /// One table of a store: its folder in the store and the URL that names it in messages.
 #[derive(Clone)]
 pub struct Table {
@@ -147,14 +171,34 @@ impl Table {
         Ok(files)
     }
 
-    /// Reads `columns` (in that order; `None`: all) of one file, as record batches.
-    pub fn read_file(&self, file: &str, columns: Option<&[&str]>) -> anyhow::Result<Vec<RecordBatch>> {
+    /// Reads `columns` of one file, as record batches.
+    pub fn read_file(&self, file: &str, columns: Columns<'_>) -> anyhow::Result<Vec<RecordBatch>> {
         let url = join_url(&self.url, file);
         let bytes = self.store.get(&self.key(file)).with_context(|| format!("cannot read {url}"))?.with_context(|| format!("{url} disappeared while reading"))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).with_context(|| format!("{url} is not Parquet"))?;
-        let builder = match columns {
-            Some(columns) => {
-                let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        let bytes = bytes::Bytes::from(bytes);
+        let mut metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).with_context(|| format!("{url} is not Parquet"))?;
+        if !columns.dictionary.is_empty() {
+            // Decode these string columns as dictionaries: keys and a few distinct values
+            // instead of one string copied per row.
+            let schema = metadata.schema();
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    if columns.dictionary.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8 {
+                        f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+                    } else {
+                        f.as_ref().clone()
+                    }
+                })
+                .collect();
+            let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+            metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), ArrowReaderOptions::new().with_schema(hint))?;
+        }
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
+        let builder = match columns.names {
+            Some(names) => {
+                let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().copied());
                 builder.with_projection(mask)
             }
             None => builder,
@@ -162,11 +206,11 @@ impl Table {
         let mut batches = Vec::new();
         for b in builder.with_batch_size(64 * 1024).build()? {
             let b = b.with_context(|| format!("cannot decode {url}"))?;
-            match columns {
-                Some(columns) => {
+            match columns.names {
+                Some(names) => {
                     // Reorder to the requested column order.
                     let schema = b.schema();
-                    let indices: Vec<usize> = columns.iter().map(|c| schema.index_of(c).with_context(|| format!("{url} has no column {c}"))).collect::<anyhow::Result<_>>()?;
+                    let indices: Vec<usize> = names.iter().map(|c| schema.index_of(c).with_context(|| format!("{url} has no column {c}"))).collect::<anyhow::Result<_>>()?;
                     batches.push(b.project(&indices)?);
                 }
                 None => batches.push(b),
@@ -176,35 +220,13 @@ impl Table {
     }
 
     /// Reads `columns` of every file and passes each file's batches to `f`, on up to
-    /// [`threads`] threads; returns `f`'s results in file order.
-    pub fn map_files<T: Send>(&self, files: &[String], columns: Option<&[&str]>, f: impl Fn(Vec<RecordBatch>) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
-        let next = AtomicUsize::new(0);
-        let results: Mutex<Vec<Option<T>>> = Mutex::new((0..files.len()).map(|_| None).collect());
-        let work = || -> anyhow::Result<()> {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(file) = files.get(i) else { return Ok(()) };
-                match self.read_file(file, columns).and_then(&f) {
-                    Ok(out) => results.lock().expect("a reader thread panicked")[i] = Some(out),
-                    Err(e) => {
-                        // Stop the other threads at their next file.
-                        next.store(files.len(), Ordering::Relaxed);
-                        return Err(e);
-                    }
-                }
-            }
-        };
-        let n = threads().min(files.len()).max(1);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..n).map(|_| s.spawn(work)).collect();
-            handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a reader thread panicked"))))
-        })?;
-        Ok(results.into_inner().expect("a reader thread panicked").into_iter().map(|r| r.expect("every file was read")).collect())
+    /// [`threads`](crate::threads) threads; returns `f`'s results in file order.
+    pub fn map_files<T: Send>(&self, files: &[String], columns: Columns<'_>, f: impl Fn(Vec<RecordBatch>) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+        crate::parallel_map(files, |file| self.read_file(file, columns).and_then(&f))
     }
 
-    /// Reads `columns` (in that order; `None`: all) of every file, as record batches in file
-    /// order.
-    pub fn read_columns(&self, files: &[String], columns: Option<&[&str]>) -> anyhow::Result<Vec<RecordBatch>> {
+    /// Reads `columns` of every file, as record batches in file order.
+    pub fn read_columns(&self, files: &[String], columns: Columns<'_>) -> anyhow::Result<Vec<RecordBatch>> {
         Ok(self.map_files(files, columns, Ok)?.into_iter().flatten().collect())
     }
 }
@@ -216,15 +238,6 @@ fn join_url(base: &str, name: &str) -> String {
     } else {
         format!("{base}/{name}")
     }
-}
-
-/// How many threads read and compute: the machine's cores, or `ANALYTICS_THREADS`.
-pub fn threads() -> usize {
-    std::env::var("ANALYTICS_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]

@@ -6,14 +6,14 @@ use arrow_array::{Float64Array, StringArray, TimestampMicrosecondArray};
 use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
 use connectors::sink::WindowRow;
 
-use crate::table::{DateRange, Table};
+use crate::table::{Columns, DateRange, Table};
 use crate::{p95_nearest_rank, sum};
 
 /// Every window row of the `events` table.
 pub fn windows(events: &Table, range: DateRange) -> anyhow::Result<Vec<WindowRow>> {
     let files = events.committed_files(range)?;
     let mut groups: BTreeMap<(i64, DeviceType), Vec<(f64, f64)>> = BTreeMap::new();
-    for batch in events.read_columns(&files, Some(&["device_type", "timestamp", "event_duration", "value"]))? {
+    for batch in events.read_columns(&files, Columns::only(&["device_type", "timestamp", "event_duration", "value"]))? {
         let (Some(types), Some(times), Some(durations), Some(values)) = (
             batch.column(0).as_any().downcast_ref::<StringArray>(),
             batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>(),
