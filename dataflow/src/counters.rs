@@ -43,6 +43,15 @@ pub struct Counters {
     pub last_commit_micros: AtomicI64,
     /// Durations of commits not yet observed by the metrics histogram, seconds.
     pub commit_seconds: std::sync::Mutex<Vec<f64>>,
+    /// When (processing time) the source frontier of the dataflow first reached each value,
+    /// as seen by worker 0; pruned by the committer once used.
+    pub frontier_reached: std::sync::Mutex<std::collections::BTreeMap<u64, std::time::Instant>>,
+    /// Live runs: for each committed window file, seconds from the frontier passing the
+    /// window's end to the commit that published it. Every value stays here (for the
+    /// summary's percentiles); `window_latency_observed` of them went to the histogram.
+    pub window_latencies: std::sync::Mutex<Vec<f64>>,
+    /// How many of `window_latencies` the metrics histogram has observed.
+    pub window_latency_observed: AtomicU64,
     /// Each partition's consumer lag (messages available but not read), when the source knows.
     pub partition_lag: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// The provisional daily p95 of the newest open day, per device type (milliseconds).

@@ -48,6 +48,9 @@ pub mod names {
     pub const LAST_COMMIT_TIMESTAMP: &str = "iot_etl_last_commit_timestamp_seconds";
     /// Histogram: time to commit an epoch (record + renames), seconds.
     pub const EPOCH_COMMIT_DURATION: &str = "iot_etl_epoch_commit_duration_seconds";
+    /// Histogram: live runs, seconds from the frontier passing a window's end to the commit of
+    /// its file.
+    pub const WINDOW_COMMIT_LATENCY: &str = "iot_etl_window_commit_latency_seconds";
     /// Gauge: seconds since the last commit of this process (since start before the first).
     pub const CHECKPOINT_AGE: &str = "iot_etl_checkpoint_age_seconds";
     /// Gauge: worker threads of this process.
@@ -87,6 +90,7 @@ pub struct EngineMetrics {
     last_epoch: IntGauge,
     last_commit: Gauge,
     commit_duration: Histogram,
+    window_latency: Histogram,
     checkpoint_age: Gauge,
     started: std::time::Instant,
 }
@@ -157,6 +161,14 @@ impl EngineMetrics {
                 )
                 .expect("valid metric"),
             ),
+            window_latency: register(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(WINDOW_COMMIT_LATENCY, "Live runs: seconds from the frontier passing a window's end to the commit of its file.")
+                        .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                )
+                .expect("valid metric"),
+            ),
             checkpoint_age: register(&registry, Gauge::new(CHECKPOINT_AGE, "Seconds since this process last committed (since start before its first commit).").expect("valid metric")),
             started: std::time::Instant::now(),
             counters,
@@ -208,6 +220,12 @@ impl EngineMetrics {
         if let Ok(mut durations) = c.commit_seconds.lock() {
             for d in durations.drain(..) {
                 self.commit_duration.observe(d);
+            }
+        }
+        if let Ok(latencies) = c.window_latencies.lock() {
+            let seen = c.window_latency_observed.swap(latencies.len() as u64, Relaxed) as usize;
+            for l in latencies.iter().skip(seen) {
+                self.window_latency.observe(*l);
             }
         }
         if let Ok(lags) = c.partition_lag.lock() {

@@ -81,8 +81,9 @@ pub struct PipelineConfig {
     pub commit_interval: std::time::Duration,
 }
 
-/// Builds the dataflow in `scope`.
-pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<()> {
+/// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
+/// watermark of every partition).
+pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<ProbeHandle<u64>> {
     let sink = SinkConfig {
         store: Arc::clone(&config.store),
         rows_per_file: config.rows_per_file,
@@ -121,7 +122,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         },
     );
     counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
-    Ok(())
+    Ok(source_frontier)
 }
 
 /// What a run did, as counted by this process.
@@ -145,6 +146,9 @@ pub struct RunSummary {
     pub rows_written: [u64; 5],
     /// Part files written.
     pub files_written: u64,
+    /// Live runs: window commit latency (p50, p99, window files), seconds; see
+    /// `Counters::window_latencies`.
+    pub window_latency: Option<(f64, f64, usize)>,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Peak resident set size in bytes, if known.
@@ -170,6 +174,12 @@ impl RunSummary {
             replayed: c.replayed.load(Relaxed),
             rows_written: std::array::from_fn(|i| c.rows_written[i].load(Relaxed)),
             files_written: c.files_written.load(Relaxed),
+            window_latency: c.window_latencies.lock().ok().and_then(|l| {
+                let mut l = l.clone();
+                l.sort_by(f64::total_cmp);
+                let rank = |q: f64| l[((q * l.len() as f64).ceil() as usize).clamp(1, l.len()) - 1];
+                (!l.is_empty()).then(|| (rank(0.5), rank(0.99), l.len()))
+            }),
             seconds,
             peak_rss_bytes: crate::counters::peak_rss_bytes(),
         }
@@ -192,6 +202,9 @@ impl std::fmt::Display for RunSummary {
             writeln!(f, "  {reason:<24}{n:>8}")?;
         }
         writeln!(f, "rows written    events {events}, windows {windows}, daily_p95 {days}, late {late_rows}, rejected {rejected_rows} ({} files)", self.files_written)?;
+        if let Some((p50, p99, n)) = self.window_latency {
+            writeln!(f, "window commits  p50 {:.0} ms, p99 {:.0} ms after the frontier passed the window's end ({n} window files)", p50 * 1e3, p99 * 1e3)?;
+        }
         write!(f, "elapsed         {:.2} s, peak RSS {}", self.seconds, self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6)))
     }
 }
@@ -203,12 +216,28 @@ pub fn run(config: PipelineConfig, communication: timely::CommunicationConfig, c
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let c = Arc::clone(&counters);
     let guards = timely::execute(timely_config, move |worker| {
-        let c = Arc::clone(&c);
-        let built = worker.dataflow::<u64, _, _>(|scope| build(scope, &config, c));
-        if let Err(e) = built {
-            // The other workers would wait for this one forever: end the process.
-            eprintln!("error: worker {} cannot build the dataflow: {e:#}", worker.index());
-            std::process::exit(1);
+        let built = worker.dataflow::<u64, _, _>(|scope| build(scope, &config, Arc::clone(&c)));
+        let frontier = match built {
+            Ok(probe) => probe,
+            Err(e) => {
+                // The other workers would wait for this one forever: end the process.
+                eprintln!("error: worker {} cannot build the dataflow: {e:#}", worker.index());
+                std::process::exit(1);
+            }
+        };
+        if worker.index() == 0 {
+            // Worker 0 (which also commits) notes when the source frontier reaches each
+            // value, for the commit latency of windows.
+            let mut last = None;
+            while worker.step_or_park(None) {
+                let now = frontier.with_frontier(|f| f.first().copied());
+                if now != last {
+                    if let (Some(f), Ok(mut reached)) = (now, c.frontier_reached.lock()) {
+                        reached.insert(f, Instant::now());
+                    }
+                    last = now;
+                }
+            }
         }
         Ok(())
     })

@@ -39,6 +39,7 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
     (names::LAST_COMMITTED_EPOCH, "gauge", None),
     (names::LAST_COMMIT_TIMESTAMP, "gauge", None),
     (names::EPOCH_COMMIT_DURATION, "histogram", None),
+    (names::WINDOW_COMMIT_LATENCY, "histogram", None),
     (names::CHECKPOINT_AGE, "gauge", None),
 ];
 
@@ -65,6 +66,7 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     counters.last_epoch.store(17, Relaxed);
     counters.last_commit_micros.store(1_762_128_000_000_000, Relaxed);
     counters.commit_seconds.lock().unwrap().extend([0.002, 0.03]);
+    counters.window_latencies.lock().unwrap().extend([0.02, 0.3, 1.5]);
     counters.started.store(true, Relaxed);
 
     let (status, body) = get(addr, "/metrics");
@@ -102,6 +104,8 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
         format!("{} 1762128000", names::LAST_COMMIT_TIMESTAMP),
         format!("{}_count 2", names::EPOCH_COMMIT_DURATION),
         format!("{}_bucket{{le=\"0.0025\"}} 1", names::EPOCH_COMMIT_DURATION),
+        format!("{}_count 3", names::WINDOW_COMMIT_LATENCY),
+        format!("{}_bucket{{le=\"0.5\"}} 2", names::WINDOW_COMMIT_LATENCY),
     ] {
         assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
     }

@@ -118,6 +118,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             std::process::exit(1);
         }
         tracing::debug!(epoch, files = record.files.len(), frontier = ?limit, "committed");
+        record_window_latencies(c, &record.files);
         c.last_epoch.store(epoch, Relaxed);
         c.last_commit_micros.store(record.committed_at_micros, Relaxed);
         if let Ok(mut d) = c.commit_seconds.lock() {
@@ -127,4 +128,30 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
         last_commit = Instant::now();
     });
+}
+
+/// Live runs: for each window file just committed (`windows/…/part-m<minute>-NNN.parquet`,
+/// one minute each), the processing time since the source frontier passed the window's end,
+/// which is when its row became final. Bounded runs write hour files and record nothing.
+fn record_window_latencies(c: &Counters, files: &[String]) {
+    let now = Instant::now();
+    let Ok(mut reached) = c.frontier_reached.lock() else { return };
+    let mut latencies = Vec::new();
+    let mut newest = None;
+    for file in files.iter().filter(|f| f.starts_with("windows/")) {
+        let name = file.rsplit('/').next().unwrap_or(file);
+        let Some(minute) = name.strip_prefix("part-m").and_then(|r| r.split('-').next()).and_then(|m| m.parse::<u64>().ok()) else { continue };
+        if let Some((_, at)) = reached.range(minute + 1..).next() {
+            latencies.push(now.saturating_duration_since(*at).as_secs_f64());
+            newest = newest.max(Some(minute + 1));
+        }
+    }
+    // Frontier values below the newest window end committed are not needed again.
+    if let Some(n) = newest {
+        *reached = reached.split_off(&n);
+    }
+    drop(reached);
+    if let Ok(mut all) = c.window_latencies.lock() {
+        all.extend(latencies);
+    }
 }
