@@ -148,6 +148,11 @@ pub struct Args {
     #[arg(long, env = "COMMIT_INTERVAL", default_value = "0s", value_parser = humantime::parse_duration)]
     pub commit_interval: Duration,
 
+    /// Commit before --commit-interval has passed once the complete files waiting for the
+    /// next epoch reach this many megabytes (0: no size limit).
+    #[arg(long, env = "COMMIT_MAX_MB", default_value_t = 0)]
+    pub commit_max_mb: u64,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9187")]
     pub metrics_addr: String,

@@ -117,6 +117,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         records,
         committed: Arc::new(checkpoint.committed),
         commit_interval: args.commit_interval,
+        commit_max_bytes: args.commit_max_mb.saturating_mul(1_000_000),
     };
     let counters = Arc::new(Counters::new());
     let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));

@@ -79,6 +79,8 @@ pub struct PipelineConfig {
     pub previous: Option<connectors::sink::commit::CommitRecord>,
     /// Least processing time between two commits.
     pub commit_interval: std::time::Duration,
+    /// Commit early once this many bytes of complete files wait (0: no limit).
+    pub commit_max_bytes: u64,
 }
 
 /// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
@@ -109,7 +111,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
     let window_files = measurements.clone().minute_windows().write_table(sink.clone());
     let daily_files = measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
     let files = event_files.concat(window_files).concat(daily_files).concat(late_files).concat(rejected_files);
-    let notes = files.map(CommitNote::File).concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
+    let notes = files.map(|(file, bytes)| CommitNote::File(file, bytes)).concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
     commit_files(
         notes,
         CommitConfig {
@@ -118,6 +120,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
             previous: config.previous.as_ref().map(|r| (r.frontier_minute, r.resume.clone())),
             first_epoch: config.first_epoch,
             interval: config.commit_interval,
+            max_bytes: config.commit_max_bytes,
             counters: Arc::clone(&counters),
         },
     );

@@ -126,3 +126,34 @@ fn sigkill_at_ten_random_instants_loses_and_duplicates_nothing_with_one_worker()
 fn sigkill_at_ten_random_instants_loses_and_duplicates_nothing_with_two_workers() {
     crash_and_recover(2);
 }
+
+/// Epoch sizing: with a long `--commit-interval` a bounded run commits twice (at the first
+/// frontier advance and at the end); with `--commit-max-mb 1` as well, every epoch between
+/// those two holds at least 1 MB of files. The tables are the same either way.
+#[test]
+fn epochs_are_sized_by_interval_or_megabytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    generate(&input);
+    let records = |output: &Path| {
+        let store = CheckpointStore::in_output(std::sync::Arc::new(LocalStore::new(output).unwrap()));
+        connectors::sink::commit::load_records(&store).unwrap()
+    };
+    let (by_time, by_size) = (dir.path().join("by-time"), dir.path().join("by-size"));
+    for (output, extra) in [(&by_time, vec![]), (&by_size, vec!["--commit-max-mb", "1"])] {
+        let out = engine(&input, output, 2).args(["--commit-interval", "1h"]).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(records(&by_time).len(), 2, "{:?}", records(&by_time).iter().map(|r| r.files.len()).collect::<Vec<_>>());
+    let sized = records(&by_size);
+    assert!(sized.len() >= 3, "{} epochs", sized.len());
+    for r in &sized[1..sized.len() - 1] {
+        let bytes: u64 = r.files.iter().map(|f| std::fs::metadata(by_size.join(f)).unwrap().len()).sum();
+        assert!(bytes >= 1_000_000, "epoch {} holds {bytes} bytes", r.epoch);
+    }
+    for table in TABLES {
+        assert_rows_eq(table, &read_table(&by_size, table), &read_table(&by_time, table));
+    }
+    assert_eq!(visible(&by_size), visible(&by_time));
+}

@@ -185,8 +185,18 @@ impl Checkpoint {
 
 /// Reads every commit record of `records`.
 pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
-    let store = records.store.as_ref();
     let mut checkpoint = Checkpoint::default();
+    for record in load_records(records)? {
+        checkpoint.committed.extend(record.files.iter().cloned());
+        checkpoint.last = Some(record);
+    }
+    Ok(checkpoint)
+}
+
+/// Every commit record of `records`, by epoch.
+pub fn load_records(records: &CheckpointStore) -> Result<Vec<CommitRecord>, CommitError> {
+    let store = records.store.as_ref();
+    let mut all = Vec::new();
     for path in store.list(&records.dir)? {
         let relative = path.strip_prefix(records.dir.as_str()).map_or(path.as_str(), |r| r.trim_start_matches('/'));
         if relative.contains('/') {
@@ -204,13 +214,10 @@ pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
             Some(v) => return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}"))),
             None => return Err(unreadable("no format version".into())),
         }
-        let record: CommitRecord = serde_json::from_value(value).map_err(|e| unreadable(format!("malformed: {e}")))?;
-        checkpoint.committed.extend(record.files.iter().cloned());
-        if checkpoint.last.as_ref().is_none_or(|l| l.epoch < record.epoch) {
-            checkpoint.last = Some(record);
-        }
+        all.push(serde_json::from_value::<CommitRecord>(value).map_err(|e| unreadable(format!("malformed: {e}")))?);
     }
-    Ok(checkpoint)
+    all.sort_by_key(|r| r.epoch);
+    Ok(all)
 }
 
 /// What recovery did.

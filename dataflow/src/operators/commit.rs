@@ -12,8 +12,9 @@
 //!   reported below the frontier, and this process's read positions and watermarks for
 //!   information), then the renames. The recorded frontier never goes back: after a restart
 //!   the first frontiers can be below the previous record's, whose rows are committed. With `--commit-interval`, epochs are at least that much
-//!   processing time apart (the files wait for the first frontier advance after it); when
-//!   the input ends, everything left is committed;
+//!   processing time apart (the files wait for the first frontier advance after it), unless
+//!   the complete files waiting reach `--commit-max-mb`; when the input ends, everything left
+//!   is committed;
 //! - a store error is fatal: the process exits and the next start recovers (a commit is
 //!   either recorded, and then rolled forward, or it never happened).
 
@@ -34,8 +35,8 @@ use crate::counters::Counters;
 /// What the committer hears about.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum CommitNote {
-    /// A sink wrote this file (final name) under its pending name.
-    File(String),
+    /// A sink wrote this file (final name, size in bytes) under its pending name.
+    File(String, u64),
     /// A partition's resume point (see the source operator).
     Resume(u32, ResumePoint),
 }
@@ -53,13 +54,16 @@ pub struct CommitConfig {
     pub first_epoch: u64,
     /// Least processing time between two epochs.
     pub interval: Duration,
+    /// Commit before `interval` has passed once this many bytes of complete files wait
+    /// (0: no limit).
+    pub max_bytes: u64,
     /// Shared counters (commit metrics; positions and watermarks for the record).
     pub counters: Arc<Counters>,
 }
 
 /// Commits the reported files; see the module header.
 pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig) {
-    let mut pending: Vec<(u64, String)> = Vec::new();
+    let mut pending: Vec<(u64, String, u64)> = Vec::new();
     // Per partition, the resume points reported, by time.
     let mut points: BTreeMap<u32, BTreeMap<u64, ResumePoint>> = BTreeMap::new();
     let mut recorded_frontier = config.previous.as_ref().and_then(|(f, _)| *f).unwrap_or(0);
@@ -73,7 +77,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             let time = cap.least().copied().unwrap_or(0);
             for note in data.drain(..) {
                 match note {
-                    CommitNote::File(f) => pending.push((time, f)),
+                    CommitNote::File(f, bytes) => pending.push((time, f, bytes)),
                     CommitNote::Resume(p, point) => {
                         points.entry(p).or_default().insert(point.minute, point);
                     }
@@ -82,10 +86,12 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         });
         let done = frontier.is_empty();
         let limit = frontier.frontier().first().copied();
-        if pending.is_empty() || (!done && last_commit.elapsed() < config.interval) {
+        let complete = |t: &u64| limit.is_none_or(|l| *t < l);
+        let big_enough = || config.max_bytes > 0 && pending.iter().filter(|(t, _, _)| complete(t)).map(|(_, _, b)| b).sum::<u64>() >= config.max_bytes;
+        if pending.is_empty() || (!done && last_commit.elapsed() < config.interval && !big_enough()) {
             return;
         }
-        let (ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(t, _)| limit.is_none_or(|l| *t < l));
+        let (ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(t, _, _)| complete(t));
         pending = rest;
         if ready.is_empty() {
             return;
@@ -107,7 +113,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             version: CHECKPOINT_VERSION,
             epoch,
             frontier_minute,
-            files: ready.into_iter().map(|(_, f)| f).collect(),
+            files: ready.into_iter().map(|(_, f, _)| f).collect(),
             resume,
             positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
             watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),

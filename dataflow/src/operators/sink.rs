@@ -57,8 +57,8 @@ pub struct SinkConfig {
 impl SinkConfig {
     /// Writes `rows` (sorted here) to `folder` as files `<prefix>NNNNN.parquet` (five
     /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each, under
-    /// their pending names; appends the final names written to `notes`.
-    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>, notes: &mut Vec<String>) {
+    /// their pending names; appends the final names written, with their sizes, to `notes`.
+    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>, notes: &mut Vec<(String, u64)>) {
         rows.sort_unstable_by_key(|r| r.sort_key());
         let table = table_index(R::NAME);
         let now = EventTime(chrono::Utc::now().timestamp_micros());
@@ -71,7 +71,7 @@ impl SinkConfig {
             if let Err(e) = self.store.put(&pending_path(&path), &bytes) {
                 panic!("cannot write {path}: {e}");
             }
-            notes.push(path);
+            notes.push((path, bytes.len() as u64));
             self.counters.files_written.fetch_add(1, Relaxed);
             self.counters.bytes_written.fetch_add(bytes.len() as u64, Relaxed);
             self.counters.table_files[table].fetch_add(1, Relaxed);
@@ -83,16 +83,16 @@ impl SinkConfig {
 
 /// The sink operator on a stream of table rows.
 pub trait WriteTable<'s, R> {
-    /// Writes the rows to their table (see the module header); returns the final names of
-    /// the files written, each at a time no later than its rows.
-    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, String>;
+    /// Writes the rows to their table (see the module header); returns the final names (and
+    /// sizes) of the files written, each at a time no later than its rows.
+    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)>;
 }
 
 impl<'s, R> WriteTable<'s, R> for StreamVec<'s, u64, R>
 where
     R: Table + timely::ExchangeData,
 {
-    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, String> {
+    fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)> {
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
         let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
         let exchange = Exchange::new(move |r: &R| period(r) as u64);

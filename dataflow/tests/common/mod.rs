@@ -69,6 +69,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         first_epoch: 1,
         previous: None,
         commit_interval: std::time::Duration::ZERO,
+        commit_max_bytes: 0,
     };
     let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
     run(config, comm, Arc::new(Counters::new())).expect("engine run")
