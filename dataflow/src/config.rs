@@ -153,6 +153,12 @@ pub struct Args {
     #[arg(long, env = "COMMIT_MAX_MB", default_value_t = 0)]
     pub commit_max_mb: u64,
 
+    /// Live runs: merge each closed hour's minute files into one file per table once the
+    /// frontier is this much event time past the hour's end (e.g. 10m). Off by default: a
+    /// reader listing the folder at the instant of the swap can see that hour twice.
+    #[arg(long, env = "COMPACT_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub compact_after: Option<Duration>,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9187")]
     pub metrics_addr: String,

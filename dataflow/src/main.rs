@@ -118,6 +118,8 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         committed: Arc::new(checkpoint.committed),
         commit_interval: args.commit_interval,
         commit_max_bytes: args.commit_max_mb.saturating_mul(1_000_000),
+        compact_after_minutes: args.compact_after.map(|d| Args::minutes(d, 0)),
+        replaced: Arc::new(checkpoint.replaced),
     };
     let counters = Arc::new(Counters::new());
     let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));

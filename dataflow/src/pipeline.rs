@@ -73,6 +73,8 @@ pub struct PipelineConfig {
     pub rows_per_file: usize,
     /// Final names of the files committed by earlier runs (from the checkpoint).
     pub committed: Arc<std::collections::HashSet<String>>,
+    /// Those of them that compaction has replaced since.
+    pub replaced: Arc<std::collections::HashSet<String>>,
     /// The epoch number of this run's first commit.
     pub first_epoch: u64,
     /// The last commit record of an earlier run, if any.
@@ -81,6 +83,8 @@ pub struct PipelineConfig {
     pub commit_interval: std::time::Duration,
     /// Commit early once this many bytes of complete files wait (0: no limit).
     pub commit_max_bytes: u64,
+    /// Live runs: compact an hour's minute files this many minutes after its end (`None`: never).
+    pub compact_after_minutes: Option<u64>,
 }
 
 /// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
@@ -121,6 +125,9 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
             first_epoch: config.first_epoch,
             interval: config.commit_interval,
             max_bytes: config.commit_max_bytes,
+            compact_after_minutes: config.compact_after_minutes,
+            rows_per_file: config.rows_per_file,
+            uncompacted: config.committed.iter().filter(|f| !config.replaced.contains(*f)).cloned().collect(),
             counters: Arc::clone(&counters),
         },
     );

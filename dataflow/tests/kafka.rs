@@ -4,7 +4,8 @@
 //! - a bounded run over a topic that holds a generated folder's messages writes exactly the
 //!   tables of a bounded run over the folder itself, with 1 and 2 workers;
 //! - the embedded default run (`dataflow` with no input flags) commits window rows while
-//!   live, and a SIGINT stops it with exit 0 and readable Parquet.
+//!   live, and a SIGINT stops it with exit 0 and readable Parquet;
+//! - a live run over a topic compacts a closed hour into the rows of the bounded run.
 
 mod common;
 
@@ -107,4 +108,71 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
         let (Cell::I(start), Cell::S(ty), Cell::I(count)) = (&w[0], &w[2], &w[3]) else { panic!("windows row {w:?}") };
         assert_eq!(per_minute.get(&(ty.clone(), *start)), Some(count), "window {ty} at {start}: count vs the events table");
     }
+}
+
+/// Compaction: a live run over a topic (messages of 23:00 to 00:25) with `--compact-after 5m`
+/// merges hour 23's minute files of every table into `part-c` files once its frontier is past
+/// 00:05. (The mock cluster keeps about the last 45,000 messages of a topic, so the data set
+/// stays below that.) The merged folder holds exactly the rows a bounded run writes for that hour, the
+/// minute files are gone, and the checkpoint commits exactly the visible files.
+#[test]
+fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let config = producer::GeneratorConfig {
+        seed: 5,
+        rate: 7.0,
+        count: Some(36_000),
+        start: "2025-11-03T23:00:00Z".parse().unwrap(),
+        partitions: 3,
+        duplicates: 0.03,
+        late: 0.01,
+        invalid: 0.01,
+        outliers: 0.01,
+        ..Default::default()
+    };
+    producer::write_partition_files(&config, &input).unwrap();
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("iot-events", 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let producer_config = producer::kafka::KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), compression: "none".into(), options: vec![] };
+    producer::kafka::replay(&input, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    let reference = dir.path().join("bounded");
+    run_engine(&input, &reference, 1);
+
+    let out = dir.path().join("live");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
+        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "5m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .arg("--output")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let hour = "year=2025/month=11/day=03/hour=23";
+    let merged = |table: &str| out.join(table).join(hour).join("part-c00000.parquet");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !["events", "windows", "late", "rejected"].iter().all(|t| merged(t).exists()) {
+        assert!(Instant::now() < deadline, "hour 23 was not compacted within 180 s: {:?}", file_list(&out));
+        assert!(child.try_wait().unwrap().is_none(), "the live run exited early");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    for table in ["events", "windows", "late", "rejected"] {
+        let folder = format!("{table}/{hour}");
+        let names: Vec<_> = file_list(&out).into_iter().filter(|f| f.starts_with(&folder)).collect();
+        assert!(!names.is_empty() && names.iter().all(|f| f.contains("/part-c")), "{folder}: {names:?}");
+        let parent = format!("{table}/year=2025/month=11/day=03");
+        assert_rows_eq(&folder, &read_table(&out.join(&parent), "hour=23"), &read_table(&reference.join(&parent), "hour=23"));
+    }
+    let store = connectors::sink::commit::CheckpointStore::in_output(Arc::new(connectors::sink::LocalStore::new(&out).unwrap()));
+    let checkpoint = connectors::sink::commit::load(&store).unwrap();
+    let live: std::collections::HashSet<String> = checkpoint.committed.difference(&checkpoint.replaced).cloned().collect();
+    let visible: std::collections::HashSet<String> = file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
+    assert_eq!(live, visible, "the checkpoint commits exactly the visible files");
+    assert!(checkpoint.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
 }

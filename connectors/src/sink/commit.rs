@@ -36,6 +36,15 @@
 //!    those an uninterrupted run would have written, and none twice. Restart cost is bounded
 //!    by the open day, not by the length of the stream.
 //!
+//! 6. **Compact** (optional, live runs, `--compact-after`): once the frontier is past a closed
+//!    hour, the committer merges that hour's minute files of a table into `part-cNNNNN.parquet`
+//!    and commits an epoch that publishes the merged files and lists the minute files it
+//!    **replaces**; publishing renames the merged files into place and then deletes the
+//!    replaced ones (recovery repeats both). Replaced names stay committed, so a replay never
+//!    writes them again. Caveat: object stores cannot swap several files atomically, so a
+//!    reader that lists the folder between the rename and the deletes (milliseconds) sees an
+//!    hour's rows twice; compaction is off unless asked for.
+//!
 //! A reader therefore sees, at any instant, the files of the committed epochs (possibly all
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
 //! a duplicate, or a file of an uncommitted epoch.
@@ -115,6 +124,9 @@ pub struct CommitRecord {
     /// Per partition, where to read again after a restart (absent in version 1).
     #[serde(default)]
     pub resume: BTreeMap<u32, ResumePoint>,
+    /// Committed files this epoch deletes because `files` replace them (compaction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<String>,
     /// Per partition, the offset of the next message read when the epoch was committed, as
     /// known to the committing process (for information).
     pub positions: BTreeMap<u32, u64>,
@@ -172,8 +184,10 @@ pub fn is_uncommitted(path: &str) -> bool {
 pub struct Checkpoint {
     /// The newest record, if any.
     pub last: Option<CommitRecord>,
-    /// Final names of every committed file.
+    /// Final names of every committed file, including those compaction replaced since.
     pub committed: HashSet<String>,
+    /// Committed files that compaction replaced (deleted).
+    pub replaced: HashSet<String>,
 }
 
 impl Checkpoint {
@@ -188,6 +202,7 @@ pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
     let mut checkpoint = Checkpoint::default();
     for record in load_records(records)? {
         checkpoint.committed.extend(record.files.iter().cloned());
+        checkpoint.replaced.extend(record.replaced.iter().cloned());
         checkpoint.last = Some(record);
     }
     Ok(checkpoint)
@@ -267,6 +282,11 @@ fn publish(store: &dyn TableStore, records: &CheckpointStore, record: &CommitRec
             return Err(CommitError::Missing { record: records.record_path(record.epoch), file: file.clone(), store: store.describe() });
         }
     }
+    for file in &record.replaced {
+        if store.exists(file)? {
+            store.delete(file)?;
+        }
+    }
     Ok(())
 }
 
@@ -282,6 +302,7 @@ mod tests {
             frontier_minute: Some(epoch * 60),
             files: files.iter().map(|f| f.to_string()).collect(),
             resume: BTreeMap::from([(0, ResumePoint { offset: 7 * epoch, minute: epoch * 60 - 1, max_event_micros: Some(42) })]),
+            replaced: vec![],
             positions: BTreeMap::from([(0, 10 * epoch)]),
             watermarks: BTreeMap::new(),
             committed_at_micros: 0,
@@ -317,6 +338,30 @@ mod tests {
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet", "t/h=2/b.parquet"]);
         // Recovery is idempotent.
         assert_eq!(recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap(), Recovery { published: 1, deleted: 0 });
+    }
+
+    #[test]
+    fn a_compaction_epoch_replaces_files_and_recovery_finishes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let records = CheckpointStore::in_output(store.clone());
+        for f in ["t/h=1/part-m1-000.parquet", "t/h=1/part-m2-000.parquet"] {
+            store.put(&pending_path(f), b"m").unwrap();
+        }
+        commit(store.as_ref(), &records, &record(1, &["t/h=1/part-m1-000.parquet", "t/h=1/part-m2-000.parquet"])).unwrap();
+        // The merged file is written and its epoch recorded; the process dies before publishing.
+        store.put(&pending_path("t/h=1/part-c00000.parquet"), b"c").unwrap();
+        let mut compaction = record(2, &["t/h=1/part-c00000.parquet"]);
+        compaction.replaced = vec!["t/h=1/part-m1-000.parquet".into(), "t/h=1/part-m2-000.parquet".into()];
+        store.put(&records.record_path(2), &serde_json::to_vec(&compaction).unwrap()).unwrap();
+        let checkpoint = load(&records).unwrap();
+        assert_eq!(checkpoint.replaced.len(), 2);
+        assert!(checkpoint.committed.contains("t/h=1/part-m1-000.parquet"), "replaced names stay committed: a replay must not write them");
+        recover(store.as_ref(), &records, &checkpoint, &["t"]).unwrap();
+        assert_eq!(store.list("t").unwrap(), vec!["t/h=1/part-c00000.parquet"]);
+        // Idempotent.
+        recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap();
+        assert_eq!(store.list("t").unwrap(), vec!["t/h=1/part-c00000.parquet"]);
     }
 
     #[test]

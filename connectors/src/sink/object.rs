@@ -204,6 +204,7 @@ mod tests {
             frontier_minute: None,
             files: vec!["t/h=1/a.parquet".into()],
             resume: Default::default(),
+            replaced: vec![],
             positions: Default::default(),
             watermarks: Default::default(),
             committed_at_micros: 0,

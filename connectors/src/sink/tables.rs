@@ -365,15 +365,29 @@ impl Table for DailyRow {
     }
 }
 
+/// Reads every batch of a Parquet file.
+pub fn decode_parquet(bytes: Vec<u8>) -> Result<Vec<RecordBatch>, ParquetError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+    reader.map(|b| b.map_err(ParquetError::from)).collect()
+}
+
 /// Encodes a batch as one snappy-compressed Parquet file.
 pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
+    encode_parquet_batches(std::slice::from_ref(batch))
+}
+
+/// Encodes batches of one schema, in order, as one snappy-compressed Parquet file.
+pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, ParquetError> {
+    let Some(first) = batches.first() else { return Err(ParquetError::General("no batch to encode".into())) };
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(concat!("iot-etl ", env!("CARGO_PKG_VERSION")).to_owned())
         .build();
     let mut out = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut out, batch.schema(), Some(props))?;
-    writer.write(batch)?;
+    let mut writer = ArrowWriter::try_new(&mut out, first.schema(), Some(props))?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
     writer.close()?;
     Ok(out)
 }
@@ -387,10 +401,8 @@ pub fn decode_events(bytes: Vec<u8>) -> Result<Vec<EventRow>, ParquetError> {
             .and_then(|c| c.as_any().downcast_ref::<A>())
             .ok_or_else(|| ParquetError::General(format!("events file: column {name} is missing or of another type")))
     }
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch?;
+    for batch in decode_parquet(bytes)? {
         let event_id = column::<StringArray>(&batch, "event_id")?;
         let device_id = column::<StringArray>(&batch, "device_id")?;
         let device_type = column::<StringArray>(&batch, "device_type")?;

@@ -15,6 +15,13 @@
 //!   processing time apart (the files wait for the first frontier advance after it), unless
 //!   the complete files waiting reach `--commit-max-mb`; when the input ends, everything left
 //!   is committed;
+//! - compaction (live runs, `--compact-after`): after a commit whose frontier is that far past
+//!   the end of an hour, the hour's minute files of each table (`part-m<minute>-NNN`, in
+//!   minute order) are merged into `part-cNNNNN.parquet` (at most `--rows-per-file` rows each,
+//!   rows in the same order) and committed as an epoch of their own that replaces them (see
+//!   `connectors::sink::commit`, "Compact"). An hour's files are final once the frontier
+//!   passes its end: every row in an hour folder has a time within that hour. Minute files
+//!   committed by an earlier run are compacted too. `daily_p95` (one file a day) is not;
 //! - a store error is fatal: the process exits and the next start recovers (a commit is
 //!   either recorded, and then rolled forward, or it never happened).
 
@@ -24,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use connectors::sink::commit::{commit, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
+use connectors::sink::commit::{commit, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -59,6 +66,81 @@ pub struct CommitConfig {
     pub max_bytes: u64,
     /// Shared counters (commit metrics; positions and watermarks for the record).
     pub counters: Arc<Counters>,
+    /// Compaction of closed hours: how many minutes of event time after an hour's end
+    /// (`None`: never); see the module header.
+    pub compact_after_minutes: Option<u64>,
+    /// Largest number of rows in one merged file.
+    pub rows_per_file: usize,
+    /// Minute files committed by earlier runs and not replaced yet.
+    pub uncompacted: Vec<String>,
+}
+
+/// The hour folder and the end (minute) of that hour of a live minute file
+/// (`<table>/…/hour=HH/part-m<minute>-NNN.parquet`), for the tables that compaction merges.
+fn minute_file(path: &str) -> Option<(&str, u64)> {
+    let (folder, name) = path.rsplit_once('/')?;
+    if path.starts_with("daily_p95/") {
+        return None;
+    }
+    let minute: u64 = name.strip_prefix("part-m")?.split('-').next()?.parse().ok()?;
+    Some((folder, (minute / 60 + 1) * 60))
+}
+
+/// Merges the committed minute files of `folder` (see the module header); returns the merged
+/// files written under their pending names and the files they replace.
+fn merge_folder(store: &dyn TableStore, folder: &str, rows_per_file: usize) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
+    let mut inputs: Vec<String> = Vec::new();
+    for path in store.list(folder)? {
+        let Some(name) = path.strip_prefix(folder).map(|n| n.trim_start_matches('/')) else { continue };
+        if name.contains('/') || !name.ends_with(".parquet") {
+            continue;
+        }
+        if name.starts_with("part-c") {
+            anyhow::bail!("{folder} already holds a merged file ({name})");
+        }
+        if name.starts_with("part-m") {
+            inputs.push(path.clone());
+        }
+    }
+    // Minute order, then file index (names compare by the number, not as text).
+    let key = |path: &str| {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let mut parts = name.trim_start_matches("part-m").trim_end_matches(".parquet").split('-');
+        (parts.next().and_then(|m| m.parse::<u64>().ok()).unwrap_or(0), parts.next().and_then(|i| i.parse::<u64>().ok()).unwrap_or(0))
+    };
+    inputs.sort_by_key(|p| key(p));
+    if inputs.len() < 2 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let mut batches = Vec::new();
+    for path in &inputs {
+        let bytes = store.get(path)?.ok_or_else(|| anyhow::anyhow!("{path} disappeared"))?;
+        batches.extend(decode_parquet(bytes)?);
+    }
+    // Cut the rows, in order, into files of at most `rows_per_file` rows.
+    let mut files = vec![Vec::new()];
+    let mut rows_in_last = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if rows_in_last == rows_per_file.max(1) {
+                files.push(Vec::new());
+                rows_in_last = 0;
+            }
+            let take = (batch.num_rows() - offset).min(rows_per_file.max(1) - rows_in_last);
+            files.last_mut().expect("one file at least").push(batch.slice(offset, take));
+            rows_in_last += take;
+            offset += take;
+        }
+    }
+    let mut merged = Vec::new();
+    for (i, file) in files.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
+        let path = format!("{folder}/part-c{i:05}.parquet");
+        store.put(&pending_path(&path), &encode_parquet_batches(file)?)?;
+        merged.push(path);
+    }
+    Ok((merged, inputs))
 }
 
 /// Commits the reported files; see the module header.
@@ -72,6 +154,16 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
     }
     let mut epoch = config.first_epoch;
     let mut last_commit = Instant::now() - config.interval;
+    // Hour folders holding committed minute files, by the end (minute) of their hour.
+    let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let note_minute_files = move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
+        for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
+            to_compact.entry(end).or_default().insert(folder.to_owned());
+        }
+    };
+    if config.compact_after_minutes.is_some() {
+        note_minute_files(&config.uncompacted, &mut to_compact);
+    }
     notes.sink(Exchange::new(|_: &CommitNote| 0), "Commit", move |(input, frontier)| {
         input.for_each(|cap, data| {
             let time = cap.least().copied().unwrap_or(0);
@@ -115,6 +207,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             frontier_minute,
             files: ready.into_iter().map(|(_, f, _)| f).collect(),
             resume,
+            replaced: Vec::new(),
             positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
             watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),
             committed_at_micros: chrono::Utc::now().timestamp_micros(),
@@ -133,6 +226,33 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         epoch += 1;
         recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
         last_commit = Instant::now();
+        // Compaction of the hours the frontier has left far enough behind (never on a stop:
+        // the frontier then jumps to the end and the open hours are not complete).
+        let (Some(after), Some(frontier)) = (config.compact_after_minutes, frontier_minute) else { return };
+        note_minute_files(&record.files, &mut to_compact);
+        while let Some(entry) = to_compact.first_entry() {
+            if entry.key() + after > frontier {
+                break;
+            }
+            for folder in entry.remove() {
+                let started = Instant::now();
+                let (merged, replaced) = merge_folder(config.store.as_ref(), &folder, config.rows_per_file).unwrap_or_else(|e| {
+                    eprintln!("error: cannot compact {folder}: {e:#} (the next start recovers)");
+                    std::process::exit(1);
+                });
+                if merged.is_empty() {
+                    continue;
+                }
+                let compaction = CommitRecord { epoch, files: merged, replaced, committed_at_micros: chrono::Utc::now().timestamp_micros(), ..record.clone() };
+                if let Err(e) = commit(config.store.as_ref(), &config.records, &compaction) {
+                    eprintln!("error: cannot commit the compaction of {folder} (epoch {epoch}): {e} (the next start recovers)");
+                    std::process::exit(1);
+                }
+                tracing::info!(epoch, %folder, files = compaction.replaced.len(), merged = compaction.files.len(), seconds = started.elapsed().as_secs_f64(), "compacted a closed hour");
+                c.last_epoch.store(epoch, Relaxed);
+                epoch += 1;
+            }
+        }
     });
 }
 

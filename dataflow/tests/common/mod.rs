@@ -70,6 +70,8 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         previous: None,
         commit_interval: std::time::Duration::ZERO,
         commit_max_bytes: 0,
+        compact_after_minutes: None,
+        replaced: Default::default(),
     };
     let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
     run(config, comm, Arc::new(Counters::new())).expect("engine run")
