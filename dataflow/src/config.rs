@@ -159,6 +159,11 @@ pub struct Args {
     #[arg(long, env = "COMPACT_AFTER", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub compact_after: Option<Duration>,
 
+    /// Fold the commit records into one base record every this many epochs, so that a start
+    /// reads a few files whatever the run's length (tests lower it).
+    #[arg(long, env = "COMMIT_FOLD_EVERY", default_value_t = connectors::sink::commit::FOLD_EVERY, hide = true)]
+    pub fold_every: u64,
+
     /// Address of the HTTP server for /metrics, /healthz and /readyz (port 0: any free port).
     #[arg(long, env = "METRICS_ADDR", default_value = "127.0.0.1:9187")]
     pub metrics_addr: String,

@@ -119,6 +119,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         commit_interval: args.commit_interval,
         commit_max_bytes: args.commit_max_mb.saturating_mul(1_000_000),
         compact_after_minutes: args.compact_after.map(|d| Args::minutes(d, 0)),
+        fold_every: args.fold_every,
         replaced: Arc::new(checkpoint.replaced),
     };
     let counters = Arc::new(Counters::new());

@@ -85,6 +85,8 @@ pub struct PipelineConfig {
     pub commit_max_bytes: u64,
     /// Live runs: compact an hour's minute files this many minutes after its end (`None`: never).
     pub compact_after_minutes: Option<u64>,
+    /// Fold the commit records into a base every this many epochs.
+    pub fold_every: u64,
 }
 
 /// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
@@ -128,6 +130,9 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
             compact_after_minutes: config.compact_after_minutes,
             rows_per_file: config.rows_per_file,
             uncompacted: config.committed.iter().filter(|f| !config.replaced.contains(*f)).cloned().collect(),
+            committed: Arc::clone(&config.committed),
+            replaced: Arc::clone(&config.replaced),
+            fold_every: config.fold_every,
             counters: Arc::clone(&counters),
         },
     );

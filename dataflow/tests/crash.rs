@@ -3,7 +3,7 @@
 //! with exactly the tables and part files of an uninterrupted run: no lost row, no duplicate
 //! row, and at every instant no file visible to a reader that is not committed.
 //! Run with `-w 1` and with `-w 2`. The last restart must read each partition only from the
-//! resume point of the last commit record.
+//! resume point of the last commit record. The records are folded into a base every 4 epochs.
 
 mod common;
 
@@ -77,7 +77,8 @@ fn crash_and_recover(workers: usize) {
     while kills < 10 {
         attempts += 1;
         assert!(attempts < 60, "only {kills} of 60 runs could be killed before they finished");
-        let mut child = engine(&input, &output, workers).spawn().unwrap();
+        // Fold the commit records often, so that kills also land around folds.
+        let mut child = engine(&input, &output, workers).args(["--fold-every", "4"]).spawn().unwrap();
         std::thread::sleep(delays.next(full_run));
         if child.try_wait().unwrap().is_some() {
             // It finished before the kill: start over from scratch to keep killing mid-run.
@@ -100,7 +101,7 @@ fn crash_and_recover(workers: usize) {
             lines - last.resume.get(&p).map_or(0, |r| r.offset)
         })
         .sum();
-    let out = engine(&input, &output, workers).stdout(Stdio::piped()).output().unwrap();
+    let out = engine(&input, &output, workers).args(["--fold-every", "4"]).stdout(Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = String::from_utf8_lossy(&out.stdout);
     let read: u64 = summary.lines().find_map(|l| l.strip_prefix("lines read")).and_then(|l| l.split_whitespace().next()?.parse().ok()).expect("summary");

@@ -45,6 +45,10 @@
 //!    reader that lists the folder between the rename and the deletes (milliseconds) sees an
 //!    hour's rows twice; compaction is off unless asked for.
 //!
+//! 7. **Fold**: every [`FOLD_EVERY`] epochs the committer writes `base-<epoch>.json` (every
+//!    name committed and replaced so far), then deletes the older records, so a start reads
+//!    one base and the records since, however long the run.
+//!
 //! A reader therefore sees, at any instant, the files of the committed epochs (possibly all
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
 //! a duplicate, or a file of an uncommitted epoch.
@@ -197,10 +201,32 @@ impl Checkpoint {
     }
 }
 
-/// Reads every commit record of `records`.
+/// Every `FOLD_EVERY` epochs the committer folds the records into a base (see [`fold`]).
+pub const FOLD_EVERY: u64 = 1000;
+
+/// The committed and replaced names of every epoch up to its own, so that a start reads one
+/// base and the records since instead of every record ever written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaseRecord {
+    /// Format version ([`CHECKPOINT_VERSION`]).
+    pub version: u32,
+    /// The last epoch folded in.
+    pub epoch: u64,
+    /// Final names of every file committed up to that epoch.
+    pub committed: Vec<String>,
+    /// Those that compaction replaced.
+    pub replaced: Vec<String>,
+}
+
+/// Reads the checkpoint of `records`: the newest base, if any, and the records since.
 pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
     let mut checkpoint = Checkpoint::default();
-    for record in load_records(records)? {
+    let (base, all) = load_all(records)?;
+    if let Some(base) = base {
+        checkpoint.committed.extend(base.committed);
+        checkpoint.replaced.extend(base.replaced);
+    }
+    for record in all {
         checkpoint.committed.extend(record.files.iter().cloned());
         checkpoint.replaced.extend(record.replaced.iter().cloned());
         checkpoint.last = Some(record);
@@ -208,31 +234,76 @@ pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
     Ok(checkpoint)
 }
 
-/// Every commit record of `records`, by epoch.
+/// The commit records of `records` since the newest base (all of them without one), by epoch.
 pub fn load_records(records: &CheckpointStore) -> Result<Vec<CommitRecord>, CommitError> {
-    let store = records.store.as_ref();
-    let mut all = Vec::new();
-    for path in store.list(&records.dir)? {
+    Ok(load_all(records)?.1)
+}
+
+/// The names in the records' folder: `(epoch, path)` of the commit records and of the bases.
+fn list_records(records: &CheckpointStore) -> Result<(Vec<(u64, String)>, Vec<(u64, String)>), CommitError> {
+    let (mut commits, mut bases) = (Vec::new(), Vec::new());
+    for path in records.store.list(&records.dir)? {
         let relative = path.strip_prefix(records.dir.as_str()).map_or(path.as_str(), |r| r.trim_start_matches('/'));
         if relative.contains('/') {
             continue; // not in the records' folder itself
         }
-        let name = path.rsplit('/').next().unwrap_or(&path);
-        if !(name.starts_with("commit-") && name.ends_with(".json")) {
-            continue; // in-progress temporaries and foreign files
-        }
-        let unreadable = |problem: String| CommitError::Unreadable { path: path.clone(), store: store.describe(), problem };
-        let bytes = store.get(&path)?.ok_or_else(|| unreadable("it disappeared while being read".into()))?;
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
-        match value.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if READABLE_VERSIONS.iter().any(|r| u64::from(*r) == v) => {}
-            Some(v) => return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}"))),
-            None => return Err(unreadable("no format version".into())),
-        }
-        all.push(serde_json::from_value::<CommitRecord>(value).map_err(|e| unreadable(format!("malformed: {e}")))?);
+        let epoch = |prefix: &str| relative.strip_prefix(prefix)?.strip_suffix(".json")?.parse::<u64>().ok();
+        if let Some(e) = epoch("commit-") {
+            commits.push((e, path.clone()));
+        } else if let Some(e) = epoch("base-") {
+            bases.push((e, path.clone()));
+        } // in-progress temporaries and foreign files are not records
     }
-    all.sort_by_key(|r| r.epoch);
-    Ok(all)
+    commits.sort();
+    bases.sort();
+    Ok((commits, bases))
+}
+
+/// Reads one record or base, checking its format version.
+fn read_versioned<T: serde::de::DeserializeOwned>(records: &CheckpointStore, path: &str) -> Result<T, CommitError> {
+    let store = records.store.as_ref();
+    let unreadable = |problem: String| CommitError::Unreadable { path: path.to_owned(), store: store.describe(), problem };
+    let bytes = store.get(path)?.ok_or_else(|| unreadable("it disappeared while being read".into()))?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
+    match value.get("version").and_then(serde_json::Value::as_u64) {
+        Some(v) if READABLE_VERSIONS.iter().any(|r| u64::from(*r) == v) => {}
+        Some(v) => return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}"))),
+        None => return Err(unreadable("no format version".into())),
+    }
+    serde_json::from_value(value).map_err(|e| unreadable(format!("malformed: {e}")))
+}
+
+fn load_all(records: &CheckpointStore) -> Result<(Option<BaseRecord>, Vec<CommitRecord>), CommitError> {
+    let (commits, bases) = list_records(records)?;
+    let base: Option<BaseRecord> = match bases.last() {
+        Some((_, path)) => Some(read_versioned(records, path)?),
+        None => None,
+    };
+    let since = base.as_ref().map_or(0, |b| b.epoch);
+    let mut all = Vec::new();
+    for (_, path) in commits.iter().filter(|(e, _)| *e >= since) {
+        all.push(read_versioned::<CommitRecord>(records, path)?);
+    }
+    Ok((base, all))
+}
+
+/// Folds every record up to `epoch` (the last one written) into `base-<epoch>.json`, then
+/// deletes the older records and bases. `committed` and `replaced` are the names of the
+/// checkpoint up to that epoch. The base is written atomically before anything is deleted,
+/// so a crash at any point leaves a readable checkpoint (older leftovers are ignored, as
+/// [`load`] reads only the newest base and the records from its epoch on).
+pub fn fold(records: &CheckpointStore, epoch: u64, committed: &HashSet<String>, replaced: &HashSet<String>) -> Result<(), CommitError> {
+    let mut base = BaseRecord { version: CHECKPOINT_VERSION, epoch, committed: committed.iter().cloned().collect(), replaced: replaced.iter().cloned().collect() };
+    base.committed.sort();
+    base.replaced.sort();
+    let name = format!("base-{epoch:010}.json");
+    let path = if records.dir.is_empty() { name } else { format!("{}/{name}", records.dir) };
+    records.store.put(&path, &serde_json::to_vec(&base).expect("a base record serializes"))?;
+    let (commits, bases) = list_records(records)?;
+    for (_, old) in commits.iter().chain(&bases).filter(|(e, _)| *e < epoch) {
+        records.store.delete(old)?;
+    }
+    Ok(())
 }
 
 /// What recovery did.
@@ -362,6 +433,27 @@ mod tests {
         // Idempotent.
         recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap();
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/part-c00000.parquet"]);
+    }
+
+    #[test]
+    fn folding_keeps_the_checkpoint_and_drops_old_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::new(dir.path()).unwrap());
+        let records = CheckpointStore::in_output(store.clone());
+        for e in 1..=4 {
+            let f = format!("t/{e}.parquet");
+            store.put(&pending_path(&f), b"x").unwrap();
+            commit(store.as_ref(), &records, &record(e, &[f.as_str()])).unwrap();
+        }
+        let before = load(&records).unwrap();
+        fold(&records, 3, &(1..=3).map(|e| format!("t/{e}.parquet")).collect(), &HashSet::new()).unwrap();
+        let mut names = store.list(CHECKPOINT_DIR).unwrap();
+        names.sort();
+        assert_eq!(names, ["_checkpoint/base-0000000003.json", "_checkpoint/commit-0000000003.json", "_checkpoint/commit-0000000004.json"]);
+        let after = load(&records).unwrap();
+        assert_eq!(after.next_epoch(), 5);
+        assert_eq!((after.last, after.committed), (before.last, before.committed));
+        assert_eq!(load_records(&records).unwrap().iter().map(|r| r.epoch).collect::<Vec<_>>(), [3, 4]);
     }
 
     #[test]

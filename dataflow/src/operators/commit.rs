@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use connectors::sink::commit::{commit, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
+use std::collections::HashSet;
+
+use connectors::sink::commit::{commit, fold, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -73,6 +75,34 @@ pub struct CommitConfig {
     pub rows_per_file: usize,
     /// Minute files committed by earlier runs and not replaced yet.
     pub uncompacted: Vec<String>,
+    /// The names earlier runs committed and replaced, for folding the records.
+    pub committed: Arc<HashSet<String>>,
+    /// See `committed`.
+    pub replaced: Arc<HashSet<String>>,
+    /// Fold the records into a base every this many epochs (`connectors::sink::commit::fold`).
+    pub fold_every: u64,
+}
+
+/// The committed and replaced names so far, and folding them into a base record.
+struct Folder {
+    committed: HashSet<String>,
+    replaced: HashSet<String>,
+    every: u64,
+}
+
+impl Folder {
+    /// Notes a record just committed; folds when its epoch is due. A failure is only logged:
+    /// the records stay readable, there are just more of them.
+    fn committed(&mut self, records: &CheckpointStore, record: &CommitRecord) {
+        self.committed.extend(record.files.iter().cloned());
+        self.replaced.extend(record.replaced.iter().cloned());
+        if self.every > 0 && record.epoch % self.every == 0 {
+            match fold(records, record.epoch, &self.committed, &self.replaced) {
+                Ok(()) => tracing::info!(epoch = record.epoch, files = self.committed.len(), "folded the commit records into a base"),
+                Err(e) => tracing::warn!(epoch = record.epoch, error = %e, "cannot fold the commit records (will retry at the next fold)"),
+            }
+        }
+    }
 }
 
 /// The hour folder and the end (minute) of that hour of a live minute file
@@ -154,6 +184,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
     }
     let mut epoch = config.first_epoch;
     let mut last_commit = Instant::now() - config.interval;
+    let mut names = Folder { committed: (*config.committed).clone(), replaced: (*config.replaced).clone(), every: config.fold_every };
     // Hour folders holding committed minute files, by the end (minute) of their hour.
     let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
     let note_minute_files = move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
@@ -218,6 +249,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         }
         tracing::debug!(epoch, files = record.files.len(), frontier = ?limit, "committed");
         record_window_latencies(c, &record.files);
+        names.committed(&config.records, &record);
         c.last_epoch.store(epoch, Relaxed);
         c.last_commit_micros.store(record.committed_at_micros, Relaxed);
         if let Ok(mut d) = c.commit_seconds.lock() {
@@ -249,6 +281,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
                     std::process::exit(1);
                 }
                 tracing::info!(epoch, %folder, files = compaction.replaced.len(), merged = compaction.files.len(), seconds = started.elapsed().as_secs_f64(), "compacted a closed hour");
+                names.committed(&config.records, &compaction);
                 c.last_epoch.store(epoch, Relaxed);
                 epoch += 1;
             }

@@ -71,6 +71,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         commit_interval: std::time::Duration::ZERO,
         commit_max_bytes: 0,
         compact_after_minutes: None,
+        fold_every: connectors::sink::commit::FOLD_EVERY,
         replaced: Default::default(),
     };
     let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
