@@ -9,6 +9,7 @@
 #    the expected tables and part files; `analytics check --output s3://iot/clean` passes,
 #    `analytics diff` of the local run and the bucket finds nothing, and `analytics p95` over
 #    s3://iot/clean/events (all dates, and one date) prints exactly the local run's CSV;
+#    `analytics check` on a copy of the local run missing one events file fails, naming windows;
 # 3. runs it to s3://iot/crashed, killing it with SIGKILL at 5 random instants and
 #    restarting it on the same output each time; after every kill no object a reader would
 #    read is uncommitted; at the end the tables are exact and no pending object is left;
@@ -98,6 +99,8 @@ cp = os.path.join(root, "_checkpoint")
 for name in (os.listdir(cp) if os.path.isdir(cp) else []):
     if name.startswith("commit-") and name.endswith(".json"):
         committed.update(json.load(open(os.path.join(cp, name)))["files"])
+    elif name.startswith("base-") and name.endswith(".json"):  # folded records
+        committed.update(json.load(open(os.path.join(cp, name)))["committed"])
 visible = set()
 for dirpath, _, files in os.walk(root):
     for f in files:
@@ -128,6 +131,17 @@ day=$(sed -n 2p "$WORK/p95-local.csv" | cut -d, -f1)
 "$BIN/analytics" p95 --table s3://iot/clean/events --from "$day" --to "$day" --csv - | cmp - <(head -1 "$WORK/p95-local.csv"; grep "^$day," "$WORK/p95-local.csv") \
   || fail "analytics p95 --from $day --to $day over S3 differs from the local run's rows of that day"
 echo "analytics check, diff and p95 ($(($(wc -l < "$WORK/p95-local.csv") - 1)) daily rows) agree over S3"
+
+step "analytics check fails on a deliberately altered copy of the local run"
+cp -r "$WORK/expected" "$WORK/altered"
+victim=$(find "$WORK/altered/events" -name 'part-*.parquet' | sort | sed -n 5p)
+[ -n "$victim" ] || fail "the local run has fewer than 5 events files"
+rm "$victim"
+if "$BIN/analytics" check --output "$WORK/altered" > "$WORK/altered.txt" 2>&1; then
+  fail "analytics check passed on an output missing ${victim#$WORK/altered/}"
+fi
+grep -q "windows" "$WORK/altered.txt" || fail "analytics check did not report the windows that no longer match: $(head -5 "$WORK/altered.txt")"
+echo "analytics check reports $(grep -c . "$WORK/altered.txt") lines for the missing ${victim#$WORK/altered/}"
 
 step "SIGKILL at 5 random instants, restarts on s3://iot/crashed"
 kills=0 attempts=0
