@@ -133,6 +133,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
             committed: Arc::clone(&config.committed),
             replaced: Arc::clone(&config.replaced),
             fold_every: config.fold_every,
+            stop: Arc::clone(&config.source_config.stop),
             counters: Arc::clone(&counters),
         },
     );

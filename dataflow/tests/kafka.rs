@@ -5,7 +5,8 @@
 //!   tables of a bounded run over the folder itself, with 1 and 2 workers;
 //! - the embedded default run (`dataflow` with no input flags) commits window rows while
 //!   live, and a SIGINT stops it with exit 0 and readable Parquet;
-//! - a live run over a topic compacts a closed hour into the rows of the bounded run.
+//! - a live run over a topic compacts a closed hour into the rows of the bounded run, and a
+//!   second live run after a Ctrl-C resumes with every event exactly once.
 
 mod common;
 
@@ -110,10 +111,14 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
     }
 }
 
-/// Compaction: a live run over a topic (messages of 23:00 to 00:25) with `--compact-after 5m`
-/// merges hour 23's minute files of every table into `part-c` files once its frontier is past
-/// 00:05. (The mock cluster keeps about the last 45,000 messages of a topic, so the data set
-/// stays below that.) The merged folder holds exactly the rows a bounded run writes for that hour, the
+/// Compaction and a live restart: the topic first holds the first 75 % of each partition's
+/// messages (23:00 to about 00:15). A live run with `--compact-after 2m` merges hour 23's
+/// minute files of every table into `part-c` files once its frontier is past 00:02; the
+/// merged folder holds exactly the rows a bounded run over all messages writes for that hour,
+/// and the checkpoint commits exactly the visible files. It is stopped (Ctrl-C), the rest of
+/// the messages (to 00:40) are produced, and a second live run on the same output resumes:
+/// the events committed before its last frontier are exactly the bounded run's. (The mock
+/// cluster keeps about the last 45,000 messages of a topic, so the data set stays below.) The merged folder holds exactly the rows a bounded run writes for that hour, the
 /// minute files are gone, and the checkpoint commits exactly the visible files.
 #[test]
 fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
@@ -122,7 +127,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     std::fs::create_dir(&input).unwrap();
     let config = producer::GeneratorConfig {
         seed: 5,
-        rate: 7.0,
+        rate: 6.0,
         count: Some(36_000),
         start: "2025-11-03T23:00:00Z".parse().unwrap(),
         partitions: 3,
@@ -137,13 +142,23 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let producer_config = producer::kafka::KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), compression: "none".into(), options: vec![] };
-    producer::kafka::replay(&input, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    let (first, rest) = (dir.path().join("first"), dir.path().join("rest"));
+    for (d, p) in [(&first, 0), (&rest, 0), (&first, 1), (&rest, 1), (&first, 2), (&rest, 2)] {
+        std::fs::create_dir_all(d).unwrap();
+        let text = std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap();
+        let lines: Vec<&[u8]> = text.split_inclusive(|b| *b == b'\n').collect();
+        let cut = lines.len() * 3 / 4;
+        let part = if d == &first { &lines[..cut] } else { &lines[cut..] };
+        std::fs::write(d.join(format!("partition-{p}.jsonl")), part.concat()).unwrap();
+    }
+    let replay = |dir: &Path| producer::kafka::replay(dir, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    replay(&first);
     let reference = dir.path().join("bounded");
     run_engine(&input, &reference, 1);
 
     let out = dir.path().join("live");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "5m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "2m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
@@ -175,4 +190,31 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let visible: std::collections::HashSet<String> = file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
     assert_eq!(live, visible, "the checkpoint commits exactly the visible files");
     assert!(checkpoint.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
+    let first_frontier = checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop records its last frontier, not the end");
+
+    // The rest of the messages arrive; restart live on the same output, stop once it has
+    // read everything there is.
+    replay(&rest);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
+        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "2m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .arg("--output")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(15));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let last = connectors::sink::commit::load(&store).unwrap().last.unwrap();
+    let frontier = last.frontier_minute.unwrap();
+    assert!(frontier > first_frontier && last.resume.len() == 3, "the second run went further: {last:?}");
+    // Every committed event before that frontier, exactly once.
+    let before = |rows: Vec<Vec<common::Cell>>| -> Vec<Vec<common::Cell>> {
+        rows.into_iter().filter(|r| matches!(r[3], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier)).collect()
+    };
+    let (live, bounded) = (before(read_table(&out, "events")), before(read_table(&reference, "events")));
+    assert!(live.len() > 30_000, "{} events", live.len());
+    assert_rows_eq("events before the last frontier, after a live restart", &live, &bounded);
 }
