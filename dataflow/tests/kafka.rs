@@ -8,6 +8,11 @@
 //! - a live run over a topic compacts a closed hour into the rows of the bounded run, and a
 //!   second live run after a Ctrl-C resumes with every event exactly once.
 
+//!
+//! The mock cluster keeps at most 5 MB of message sets per partition and silently drops the
+//! oldest beyond that (more message sets, so more overhead, when the machine is loaded and
+//! batches are small): the data sets here stay well below, at about 2 MB per partition.
+
 mod common;
 
 use std::path::Path;
@@ -23,8 +28,8 @@ use rdkafka::mocking::MockCluster;
 fn generate(dir: &Path) {
     let config = producer::GeneratorConfig {
         seed: 11,
-        rate: 10.0,
-        count: Some(40_000),
+        rate: 5.0,
+        count: Some(24_000),
         start: "2025-11-03T23:00:00Z".parse().unwrap(),
         partitions: 3,
         duplicates: 0.03,
@@ -117,8 +122,7 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
 /// merged folder holds exactly the rows a bounded run over all messages writes for that hour,
 /// and the checkpoint commits exactly the visible files. It is stopped (Ctrl-C), the rest of
 /// the messages (to 00:40) are produced, and a second live run on the same output resumes:
-/// the events committed before its last frontier are exactly the bounded run's. (The mock
-/// cluster keeps about the last 45,000 messages of a topic, so the data set stays below.) The merged folder holds exactly the rows a bounded run writes for that hour, the
+/// the events committed before its last frontier are exactly the bounded run's. The merged folder holds exactly the rows a bounded run writes for that hour, the
 /// minute files are gone, and the checkpoint commits exactly the visible files.
 #[test]
 fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
@@ -127,8 +131,8 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     std::fs::create_dir(&input).unwrap();
     let config = producer::GeneratorConfig {
         seed: 5,
-        rate: 6.0,
-        count: Some(36_000),
+        rate: 3.0,
+        count: Some(18_000),
         start: "2025-11-03T23:00:00Z".parse().unwrap(),
         partitions: 3,
         duplicates: 0.03,
@@ -203,7 +207,13 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(15));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let reached = || connectors::sink::commit::load(&store).ok().and_then(|c| c.last).and_then(|r| r.frontier_minute).unwrap_or(0);
+    while reached() < first_frontier + 20 {
+        assert!(Instant::now() < deadline, "the second run did not advance 20 minutes within 180 s");
+        assert!(child.try_wait().unwrap().is_none(), "the second live run exited early");
+        std::thread::sleep(Duration::from_millis(500));
+    }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -215,6 +225,6 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         rows.into_iter().filter(|r| matches!(r[3], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier)).collect()
     };
     let (live, bounded) = (before(read_table(&out, "events")), before(read_table(&reference, "events")));
-    assert!(live.len() > 30_000, "{} events", live.len());
+    assert!(live.len() > 12_000, "{} events", live.len());
     assert_rows_eq("events before the last frontier, after a live restart", &live, &bounded);
 }
