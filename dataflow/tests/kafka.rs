@@ -122,7 +122,7 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
 /// merged folder holds exactly the rows a bounded run over all messages writes for that hour,
 /// and the checkpoint commits exactly the visible files. It is stopped (Ctrl-C), the rest of
 /// the messages (to 00:40) are produced, and a second live run on the same output resumes:
-/// the events committed before its last frontier are exactly the bounded run's. The merged folder holds exactly the rows a bounded run writes for that hour, the
+/// the events and windows committed before its last frontier are exactly the bounded run's. The merged folder holds exactly the rows a bounded run writes for that hour, the
 /// minute files are gone, and the checkpoint commits exactly the visible files.
 #[test]
 fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
@@ -194,7 +194,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let visible: std::collections::HashSet<String> = file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
     assert_eq!(live, visible, "the checkpoint commits exactly the visible files");
     assert!(checkpoint.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
-    let first_frontier = checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop records its last frontier, not the end");
+    let first_frontier = checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop keeps the frontier of the last commit");
 
     // The rest of the messages arrive; restart live on the same output, stop once it has
     // read everything there is.
@@ -220,11 +220,14 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let last = connectors::sink::commit::load(&store).unwrap().last.unwrap();
     let frontier = last.frontier_minute.unwrap();
     assert!(frontier > first_frontier && last.resume.len() == 3, "the second run went further: {last:?}");
-    // Every committed event before that frontier, exactly once.
-    let before = |rows: Vec<Vec<common::Cell>>| -> Vec<Vec<common::Cell>> {
-        rows.into_iter().filter(|r| matches!(r[3], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier)).collect()
+    // Every committed event and window before that frontier, exactly once.
+    let before = |rows: Vec<Vec<common::Cell>>, column: usize| -> Vec<Vec<common::Cell>> {
+        rows.into_iter().filter(|r| matches!(r[column], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier)).collect()
     };
-    let (live, bounded) = (before(read_table(&out, "events")), before(read_table(&reference, "events")));
+    let (live, bounded) = (before(read_table(&out, "events"), 3), before(read_table(&reference, "events"), 3));
     assert!(live.len() > 12_000, "{} events", live.len());
     assert_rows_eq("events before the last frontier, after a live restart", &live, &bounded);
+    let (live, bounded) = (before(read_table(&out, "windows"), 0), before(read_table(&reference, "windows"), 0));
+    assert!(live.len() > 400, "{} windows", live.len());
+    assert_rows_eq("windows before the last frontier, after a live restart", &live, &bounded);
 }

@@ -260,6 +260,22 @@ impl Source for KafkaSource {
     }
 }
 
+/// Takes one fetched message of `partition` into `out` unless it is a re-delivery (an
+/// offset already read) or, in bounded mode, at or past the end; returns whether it did.
+fn take(partition: u32, next: &mut u64, end: Option<u64>, offset: i64, payload: Option<&[u8]>, out: &mut MessageBatch) -> bool {
+    let offset = offset as u64;
+    if offset < *next {
+        return false; // a re-delivery after a reconnect
+    }
+    if end.is_some_and(|end| offset >= end) {
+        *next = offset;
+        return false;
+    }
+    out.push(Position { partition, offset }, payload.unwrap_or_default());
+    *next = offset + 1;
+    true
+}
+
 struct KafkaReader {
     topic: String,
     partition: u32,
@@ -296,12 +312,22 @@ impl PartitionReader for KafkaReader {
     }
 
     fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
-        // Serve the consumer's own events (errors, statistics); messages go to the split queue.
-        if let Some(Err(e)) = self.consumer.poll(Duration::ZERO) {
-            tracing::warn!(partition = self.partition, error = %e, "Kafka consumer error (retrying)");
-        }
         let start_len = out.bytes.len();
         let mut read_any = false;
+        // Serve the consumer's own queue: events (errors, statistics) and the messages that
+        // librdkafka fetched before the partition's queue was split off (assign() must come
+        // first). Those precede everything on the split queue, so they are taken first;
+        // dropping them would silently skip the first offsets.
+        loop {
+            match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(partition = self.partition, error = %e, "Kafka consumer error (retrying)");
+                    break;
+                }
+                Some(Ok(message)) => read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out),
+            }
+        }
         while out.bytes.len() - start_len < max_bytes {
             if self.end.is_some_and(|end| self.next >= end) {
                 return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
@@ -312,20 +338,11 @@ impl PartitionReader for KafkaReader {
                     tracing::warn!(partition = self.partition, error = %e, "Kafka fetch error (retrying)");
                     break;
                 }
-                Some(Ok(message)) => {
-                    let offset = message.offset() as u64;
-                    if offset < self.next {
-                        continue; // a re-delivery after a reconnect
-                    }
-                    if self.end.is_some_and(|end| offset >= end) {
-                        self.next = offset;
-                        continue;
-                    }
-                    out.push(Position { partition: self.partition, offset }, message.payload().unwrap_or_default());
-                    self.next = offset + 1;
-                    read_any = true;
-                }
+                Some(Ok(message)) => read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out),
             }
+        }
+        if self.end.is_some_and(|end| self.next >= end) && !read_any {
+            return Ok(PollStatus::Ended);
         }
         self.commit_to_group();
         Ok(if read_any { PollStatus::Data } else { PollStatus::Idle })

@@ -186,8 +186,6 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
     }
     let mut epoch = config.first_epoch;
     let mut last_commit = Instant::now() - config.interval;
-    // The last frontier seen while the input was open.
-    let mut last_limit: Option<u64> = None;
     let mut names = Folder { committed: (*config.committed).clone(), replaced: (*config.replaced).clone(), every: config.fold_every };
     // Hour folders holding committed minute files, by the end (minute) of their hour.
     let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
@@ -213,9 +211,6 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         });
         let done = frontier.is_empty();
         let limit = frontier.frontier().first().copied();
-        if limit.is_some() {
-            last_limit = limit;
-        }
         let complete = |t: &u64| limit.is_none_or(|l| *t < l);
         let big_enough = || config.max_bytes > 0 && pending.iter().filter(|(t, _, _)| complete(t)).map(|(_, _, b)| b).sum::<u64>() >= config.max_bytes;
         if pending.is_empty() || (!done && last_commit.elapsed() < config.interval && !big_enough()) {
@@ -230,10 +225,13 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         let c = &config.counters;
         // Rows before the previous record's frontier are committed too: the frontier never
         // goes back. A point at time 0 has no message before it and is valid for any frontier.
-        // A live run that stops (Ctrl-C) has written only what its frontier had completed:
-        // its last frontier, not the end, is what the record may claim.
+        // A live run that stops (Ctrl-C) commits the files its sinks completed, but claims no
+        // more than the previous record did: when the source stops, the frontier runs to the
+        // end through intermediate values that say nothing about completeness, and a sink
+        // may have dropped rows below one of them. The next run recomputes from there and
+        // skips the files committed here.
         let stopped = done && config.stop.load(Relaxed);
-        let frontier_minute = if stopped { Some(last_limit.unwrap_or(0).max(recorded_frontier)) } else { limit.map(|l| l.max(recorded_frontier)) };
+        let frontier_minute = if stopped { Some(recorded_frontier) } else { limit.map(|l| l.max(recorded_frontier)) };
         let mut resume = BTreeMap::new();
         for (p, by_minute) in points.iter_mut() {
             let below = frontier_minute.map_or(u64::MAX, |f| f.max(1));
@@ -268,8 +266,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
         epoch += 1;
         recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
         last_commit = Instant::now();
-        // Compaction of the hours the frontier has left far enough behind (on a stop, the
-        // recorded frontier is the last one seen, not the end).
+        // Compaction of the hours the frontier has left far enough behind.
         let (Some(after), Some(frontier)) = (config.compact_after_minutes, frontier_minute) else { return };
         note_minute_files(&record.files, &mut to_compact);
         while let Some(entry) = to_compact.first_entry() {

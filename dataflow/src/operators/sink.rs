@@ -125,8 +125,12 @@ where
                     }
                 });
                 let done = frontier.is_empty();
+                // Once the run is stopping, the frontier runs to the end without the rows being
+                // complete: only frontiers seen before that count.
                 if let Some(&f) = frontier.frontier().first() {
-                    last_frontier = f;
+                    if !config.stop.load(Relaxed) {
+                        last_frontier = f;
+                    }
                 }
                 let mut notes = Vec::new();
                 if config.live || (done && config.stop.load(Relaxed)) {

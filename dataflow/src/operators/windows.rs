@@ -10,14 +10,18 @@
 //! `(duration bits, value bits)`, which differential presents sorted by duration (non-negative
 //! `f64`s order like their bit patterns). Each input is also retracted one minute after its
 //! window, so the arrangement forgets closed windows and memory does not grow with the stream;
-//! only the insertions' output (the `+1` updates at the window's own minute) is emitted.
+//! only the insertions' output (the `+1` updates at the window's own minute) is emitted, each
+//! row at that minute (so a live run names the window's file after it, reproducibly).
 
 use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
 use connectors::sink::WindowRow;
 
 use crate::pipeline::Measurement;
 use differential_dataflow::collection::vec::Collection as VecCollection;
-use timely::dataflow::operators::vec::Map;
+use std::collections::BTreeMap;
+
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::stats::{p95_rank, value_at_rank, Sum};
@@ -49,17 +53,32 @@ impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, Measurement> {
                 out.push((window_stats(vals), 1));
             })
             .inner
-            .flat_map(|(((minute, device_type), s), _time, diff)| {
-                (diff > 0).then(|| WindowRow {
-                    window_start: EventTime(minute as i64 * MICROS_PER_MINUTE),
-                    device_type,
-                    event_count: s.count,
-                    avg_duration: f64::from_bits(s.avg_duration),
-                    min_duration: f64::from_bits(s.min_duration),
-                    max_duration: f64::from_bits(s.max_duration),
-                    avg_value: f64::from_bits(s.avg_value),
-                    p95_duration: f64::from_bits(s.p95_duration),
-                })
+            .unary(Pipeline, "StampWindows", |_cap, _info| {
+                move |input, output| {
+                    // Each row at its own time (the window's minute), not at the time of the
+                    // container differential sent it in, which depends on how the frontier
+                    // advanced: live files are named by that time and must be reproducible.
+                    input.for_each(|cap, data| {
+                        let mut by_time: BTreeMap<u64, Vec<WindowRow>> = BTreeMap::new();
+                        for (((minute, device_type), s), time, diff) in data.drain(..) {
+                            if diff > 0 {
+                                by_time.entry(time).or_default().push(WindowRow {
+                                    window_start: EventTime(minute as i64 * MICROS_PER_MINUTE),
+                                    device_type,
+                                    event_count: s.count,
+                                    avg_duration: f64::from_bits(s.avg_duration),
+                                    min_duration: f64::from_bits(s.min_duration),
+                                    max_duration: f64::from_bits(s.max_duration),
+                                    avg_value: f64::from_bits(s.avg_value),
+                                    p95_duration: f64::from_bits(s.p95_duration),
+                                });
+                            }
+                        }
+                        for (time, rows) in by_time {
+                            output.session(&cap.delayed(&time, 0)).give_iterator(rows.into_iter());
+                        }
+                    });
+                }
             })
     }
 }
