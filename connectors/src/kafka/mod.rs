@@ -7,11 +7,13 @@
 //!   zero timeout; when the queue becomes non-empty librdkafka calls the waker the engine
 //!   installed ([`PartitionReader::set_waker`]), which activates the timely operator, so an
 //!   idle worker neither blocks nor spins (Materialize's Kafka source works the same way).
+//!   The split can only follow `assign()`, so messages fetched in between arrive on the
+//!   consumer's own queue; each poll takes those first, then the partition queue.
 //! - **Bounded mode** reads each partition up to the high watermark fetched when the reader
 //!   is opened and then ends, so a bounded run over a topic equals a bounded run over the
 //!   same messages in `partition-<p>.jsonl` files.
 //! - **Start positions.** The engine passes the offset to resume from (its checkpoint); with
-//!   none (offset 0) the reader starts at `--start-from earliest|latest`.
+//!   none the reader starts at `--start-from earliest|latest`.
 //! - **Errors.** Transient broker errors (a broker restarting, a lost connection) are logged
 //!   and retried by librdkafka; the reader reports `Idle` meanwhile. An unreachable broker
 //!   at start is an error naming the address within [`METADATA_TIMEOUT`].
