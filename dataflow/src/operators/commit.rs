@@ -41,6 +41,8 @@ use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
 
+use super::sink::live_file;
+
 /// What the committer hears about.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum CommitNote {
@@ -110,11 +112,11 @@ impl Folder {
 /// The hour folder and the end (minute) of that hour of a live minute file
 /// (`<table>/…/hour=HH/part-m<minute>-NNN.parquet`), for the tables that compaction merges.
 fn minute_file(path: &str) -> Option<(&str, u64)> {
-    let (folder, name) = path.rsplit_once('/')?;
+    let (folder, _) = path.rsplit_once('/')?;
     if path.starts_with("daily_p95/") {
         return None;
     }
-    let minute: u64 = name.strip_prefix("part-m")?.split('-').next()?.parse().ok()?;
+    let (minute, _) = live_file(path)?;
     Some((folder, (minute / 60 + 1) * 60))
 }
 
@@ -122,7 +124,7 @@ fn minute_file(path: &str) -> Option<(&str, u64)> {
 /// files written under their pending names and the files they replace.
 fn merge_folder(store: &dyn TableStore, folder: &str, rows_per_file: usize) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
-    let mut inputs: Vec<String> = Vec::new();
+    let mut inputs: Vec<((u64, u64), String)> = Vec::new();
     for path in store.list(folder)? {
         let Some(name) = path.strip_prefix(folder).map(|n| n.trim_start_matches('/')) else { continue };
         if name.contains('/') || !name.ends_with(".parquet") {
@@ -131,17 +133,13 @@ fn merge_folder(store: &dyn TableStore, folder: &str, rows_per_file: usize) -> a
         if name.starts_with("part-c") {
             anyhow::bail!("{folder} already holds a merged file ({name})");
         }
-        if name.starts_with("part-m") {
-            inputs.push(path.clone());
+        if let Some(key) = live_file(&path) {
+            inputs.push((key, path.clone()));
         }
     }
     // Minute order, then file index (names compare by the number, not as text).
-    let key = |path: &str| {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let mut parts = name.trim_start_matches("part-m").trim_end_matches(".parquet").split('-');
-        (parts.next().and_then(|m| m.parse::<u64>().ok()).unwrap_or(0), parts.next().and_then(|i| i.parse::<u64>().ok()).unwrap_or(0))
-    };
-    inputs.sort_by_key(|p| key(p));
+    inputs.sort();
+    let inputs: Vec<String> = inputs.into_iter().map(|(_, path)| path).collect();
     if inputs.len() < 2 {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -305,8 +303,7 @@ fn record_window_latencies(c: &Counters, files: &[String]) {
     let mut latencies = Vec::new();
     let mut newest = None;
     for file in files.iter().filter(|f| f.starts_with("windows/")) {
-        let name = file.rsplit('/').next().unwrap_or(file);
-        let Some(minute) = name.strip_prefix("part-m").and_then(|r| r.split('-').next()).and_then(|m| m.parse::<u64>().ok()) else { continue };
+        let Some((minute, _)) = live_file(file) else { continue };
         if let Some((_, at)) = reached.range(minute + 1..).next() {
             latencies.push(now.saturating_duration_since(*at).as_secs_f64());
             newest = newest.max(Some(minute + 1));

@@ -37,6 +37,17 @@ use timely::dataflow::StreamVec;
 
 use crate::counters::{table_index, Counters};
 
+/// The prefix of live minute files: `part-m<minute>-NNN.parquet` (see the module header).
+const LIVE_PREFIX: &str = "part-m";
+
+/// The minute and the index of a live minute file, from its name or path
+/// (`…/part-m<minute>-NNN.parquet`); `None` for any other file.
+pub fn live_file(path: &str) -> Option<(u64, u64)> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let (minute, index) = name.strip_prefix(LIVE_PREFIX)?.strip_suffix(".parquet")?.split_once('-')?;
+    Some((minute.parse().ok()?, index.parse().ok()?))
+}
+
 /// How the sink writes.
 #[derive(Clone)]
 pub struct SinkConfig {
@@ -148,7 +159,7 @@ where
                             }
                         }
                         for (t, rows) in ready {
-                            config.write(&folder(*key), &format!("part-m{t}-"), 3, rows.iter().flatten().collect(), &mut notes);
+                            config.write(&folder(*key), &format!("{LIVE_PREFIX}{t}-"), 3, rows.iter().flatten().collect(), &mut notes);
                         }
                     }
                     buffered.retain(|_, c| !c.is_empty());
@@ -178,5 +189,19 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::live_file;
+
+    #[test]
+    fn live_file_names_give_their_minute_and_index() {
+        assert_eq!(live_file("windows/year=2025/month=11/day=04/hour=00/part-m29370244-012.parquet"), Some((29370244, 12)));
+        assert_eq!(live_file("part-m7-000.parquet"), Some((7, 0)));
+        assert_eq!(live_file("events/year=2025/hour=00/part-00000.parquet"), None);
+        assert_eq!(live_file("events/hour=00/part-c00000.parquet"), None);
+        assert_eq!(live_file("events/hour=00/_part-m7-000.parquet.pending"), None);
     }
 }
