@@ -241,9 +241,10 @@ pub fn run(config: PipelineConfig, communication: timely::CommunicationConfig, c
                 std::process::exit(1);
             }
         };
-        if worker.index() == 0 {
+        if worker.index() == 0 && !config.source_config.bounded {
             // Worker 0 (which also commits) notes when the source frontier reaches each
-            // value, for the commit latency of windows.
+            // value, for the commit latency of windows (live runs only: bounded runs write
+            // hour files, measure nothing and would only grow the map).
             let mut last = None;
             while worker.step_or_park(None) {
                 let now = frontier.with_frontier(|f| f.first().copied());
