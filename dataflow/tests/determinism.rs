@@ -8,22 +8,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_rows_eq, assert_tables_eq, file_list, read_tables, reference, run_engine, TABLES};
+use common::{assert_rows_eq, assert_tables_eq, file_list, generate_mixed, read_tables, reference, run_engine, TABLES};
 
 fn generate(dir: &Path) {
-    let config = producer::GeneratorConfig {
-        seed: 7,
-        rate: 10.0,
-        count: Some(120_000),
-        start: "2025-11-03T22:00:00Z".parse().unwrap(),
-        partitions: 3,
-        duplicates: 0.03,
-        late: 0.01,
-        invalid: 0.01,
-        outliers: 0.01,
-        ..Default::default()
-    };
-    producer::write_partition_files(&config, dir).expect("generate partition files");
+    generate_mixed(dir, 7, 10.0, 120_000, "2025-11-03T22:00:00Z");
 }
 
 fn free_port() -> u16 {

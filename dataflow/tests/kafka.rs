@@ -21,24 +21,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_rows_eq, file_list, read_table, read_tables, run_engine, run_engine_on, TABLES};
+use common::{assert_rows_eq, file_list, generate_mixed, read_table, read_tables, run_engine, run_engine_on, TABLES};
 use connectors::kafka::{KafkaConfig, KafkaSource, StartFrom};
 use rdkafka::mocking::MockCluster;
 
 fn generate(dir: &Path) {
-    let config = producer::GeneratorConfig {
-        seed: 11,
-        rate: 5.0,
-        count: Some(24_000),
-        start: "2025-11-03T23:00:00Z".parse().unwrap(),
-        partitions: 3,
-        duplicates: 0.03,
-        late: 0.01,
-        invalid: 0.01,
-        outliers: 0.01,
-        ..Default::default()
-    };
-    producer::write_partition_files(&config, dir).expect("generate partition files");
+    generate_mixed(dir, 11, 5.0, 24_000, "2025-11-03T23:00:00Z");
 }
 
 #[test]
@@ -122,26 +110,13 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
 /// merged folder holds exactly the rows a bounded run over all messages writes for that hour,
 /// and the checkpoint commits exactly the visible files. It is stopped (Ctrl-C), the rest of
 /// the messages (to 00:40) are produced, and a second live run on the same output resumes:
-/// the events and windows committed before its last frontier are exactly the bounded run's. The merged folder holds exactly the rows a bounded run writes for that hour, the
-/// minute files are gone, and the checkpoint commits exactly the visible files.
+/// the events and windows committed before its last frontier are exactly the bounded run's.
 #[test]
 fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    let config = producer::GeneratorConfig {
-        seed: 5,
-        rate: 3.0,
-        count: Some(18_000),
-        start: "2025-11-03T23:00:00Z".parse().unwrap(),
-        partitions: 3,
-        duplicates: 0.03,
-        late: 0.01,
-        invalid: 0.01,
-        outliers: 0.01,
-        ..Default::default()
-    };
-    producer::write_partition_files(&config, &input).unwrap();
+    generate_mixed(&input, 5, 3.0, 18_000, "2025-11-03T23:00:00Z");
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();

@@ -38,6 +38,25 @@ pub type Rows = Vec<Vec<Cell>>;
 /// The five tables.
 pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
 
+/// Writes generated partition files to `dir`: `count` events at `rate` per second from
+/// `start` (RFC 3339) over 3 partitions, with 3 % duplicates and 1 % each of late, invalid and
+/// outlier events.
+pub fn generate_mixed(dir: &Path, seed: u64, rate: f64, count: u64, start: &str) {
+    let config = producer::GeneratorConfig {
+        seed,
+        rate,
+        count: Some(count),
+        start: start.parse().unwrap(),
+        partitions: 3,
+        duplicates: 0.03,
+        late: 0.01,
+        invalid: 0.01,
+        outliers: 0.01,
+        ..Default::default()
+    };
+    producer::write_partition_files(&config, dir).expect("generate partition files");
+}
+
 /// Runs the engine in this process with `workers` threads over `input`, writing to `output`.
 pub fn run_engine(input: &Path, output: &Path, workers: usize) -> RunSummary {
     run_engine_on(Arc::new(FileSource::new(input)), output, workers)
