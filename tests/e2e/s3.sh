@@ -13,8 +13,10 @@
 # 3. runs it to s3://iot/crashed, killing it with SIGKILL at 5 random instants and
 #    restarting it on the same output each time; after every kill no object a reader would
 #    read is uncommitted; at the end the tables are exact and no pending object is left;
-# 4. runs it to s3://iot/paused while the server is frozen (SIGSTOP) for 30 s mid-run and
-#    then resumed: the job retries, finishes, and the tables are exact.
+# 4. runs it to s3://iot/paused while the server is frozen (SIGSTOP) for 40 s mid-run and
+#    then resumed: longer than the client's 30 s request timeout, so the request in flight
+#    times out with its effect unknown (a delete's, too: S3's DeleteObjects is a POST that
+#    object_store does not repeat itself); the job retries, finishes, and the tables are exact.
 # Expects release binaries in target/release (scripts/test.sh builds them first).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -171,15 +173,17 @@ done
 job crashed > /dev/null 2>> "$WORK/crashed.log" || fail "the final run failed (see $WORK/crashed.log)"
 check crashed
 
-step "server frozen for 30 s mid-run (s3://iot/paused)"
+FREEZE=40
+step "server frozen for $FREEZE s mid-run (s3://iot/paused)"
 job paused > "$WORK/paused.txt" 2> "$WORK/paused.log" &
 pid=$!
 sleep "$(awk -v f="$full" 'BEGIN { printf "%.2f", f / 3 }')"
 kill -0 "$pid" 2>/dev/null || fail "the job ended before the server could be frozen"
 kill -STOP $MOTO
-sleep 30
+sleep "$FREEZE"
 kill -0 "$pid" 2>/dev/null || fail "the job exited while the server was frozen (see $WORK/paused.log)"
 kill -CONT $MOTO
 wait "$pid" || fail "the job failed after the server resumed (see $WORK/paused.log)"
 check paused
-echo "PASS: S3 output is exact: clean run, $kills SIGKILLs with restarts, 30 s server freeze"
+echo "requests retried after the freeze: $(grep -c 'transport' "$WORK/paused.log" || true)"
+echo "PASS: S3 output is exact: clean run, $kills SIGKILLs with restarts, $FREEZE s server freeze"

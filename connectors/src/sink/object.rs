@@ -12,9 +12,20 @@
 //! server that restarts or pauses does not fail the job. Files larger than
 //! [`MULTIPART_BYTES`] are uploaded in parts. An object store has no rename: `rename` copies
 //! then deletes, which the commit protocol tolerates (publishing is idempotent).
+//!
+//! Two layers of retries: `object_store` retries each HTTP request, but not one that timed
+//! out if it deems the request non-idempotent (S3's DeleteObjects is a `POST`, and every
+//! rename ends with one), nor a response cut off while its body is read. This store then
+//! repeats the whole operation on any transport error, within the same [`RETRY_FOR`]. That is
+//! safe because every operation here is idempotent by construction: puts write bytes that
+//! depend on the input alone, deleting a missing key succeeds, and a rename whose source is
+//! gone but whose target exists already happened (the copy of an earlier attempt landed).
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use backon::{BlockingRetryable, ExponentialBuilder};
 
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -111,28 +122,61 @@ impl ObjectTableStore {
     fn error(&self, action: &'static str, path: &str, e: object_store::Error) -> StoreError {
         StoreError::Object { action, path: format!("{}/{path}", self.url.trim_end_matches('/')), message: e.to_string() }
     }
+
+    /// Runs `op` to completion on the I/O runtime, again (with backoff) while it fails on the
+    /// transport, for up to [`RETRY_FOR`] in all (see the module header: every operation of
+    /// this store is idempotent).
+    fn run<T, Fut>(&self, action: &'static str, path: &str, op: impl Fn() -> Fut) -> Result<T, object_store::Error>
+    where
+        Fut: Future<Output = Result<T, object_store::Error>>,
+    {
+        let started = Instant::now();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_factor(2.0)
+            .without_max_times();
+        (|| self.runtime.block_on(op()))
+            .retry(backoff)
+            .when(|e| is_transport(e) && started.elapsed() < RETRY_FOR)
+            .notify(|e, after| tracing::warn!(store = %self.url, action, path, error = %e, retry_in = ?after, "object store request failed on the transport (retrying)"))
+            .call()
+    }
+}
+
+/// Whether `e` failed on the way to or from the server (a timeout, a reset or refused
+/// connection, a response cut off), as opposed to an answer of the server.
+fn is_transport(e: &object_store::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<object_store::client::HttpError>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 impl TableStore for ObjectTableStore {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let key = self.key(path);
-        self.runtime
-            .block_on(async {
-                if bytes.len() < MULTIPART_BYTES {
-                    self.store.put(&key, PutPayload::from(bytes.to_vec())).await.map(|_| ())
-                } else {
-                    let upload = self.store.put_multipart(&key).await?;
-                    let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
-                    writer.write(bytes);
-                    writer.finish().await.map(|_| ())
-                }
-            })
-            .map_err(|e| self.error("write", path, e))
+        let payload = bytes::Bytes::copy_from_slice(bytes);
+        self.run("write", path, || async {
+            if payload.len() < MULTIPART_BYTES {
+                self.store.put(&key, PutPayload::from(payload.clone())).await.map(|_| ())
+            } else {
+                let upload = self.store.put_multipart(&key).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+                writer.put(payload.clone());
+                writer.finish().await.map(|_| ())
+            }
+        })
+        .map_err(|e| self.error("write", path, e))
     }
 
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(path);
-        match self.runtime.block_on(async { self.store.get(&key).await?.bytes().await }) {
+        match self.run("read", path, || async { self.store.get(&key).await?.bytes().await }) {
             Ok(b) => Ok(Some(b.to_vec())),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error("read", path, e)),
@@ -140,12 +184,21 @@ impl TableStore for ObjectTableStore {
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        // Copy, then delete, each repeated on its own: a repeated whole rename would fail
+        // to copy a source that its first attempt had already deleted.
         let (f, t) = (self.key(from), self.key(to));
-        self.runtime.block_on(self.store.rename(&f, &t)).map_err(|e| self.error("rename", from, e))
+        match self.run("rename", from, || self.store.copy(&f, &t)) {
+            Ok(()) => {}
+            // An earlier attempt's copy and delete landed, but their answers were lost.
+            Err(object_store::Error::NotFound { .. }) if self.exists(to)? => return Ok(()),
+            Err(e) => return Err(self.error("rename", from, e)),
+        }
+        self.delete(from)
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
-        match self.runtime.block_on(self.store.delete(&self.key(path))) {
+        let key = self.key(path);
+        match self.run("delete", path, || self.store.delete(&key)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.error("delete", path, e)),
         }
@@ -153,14 +206,15 @@ impl TableStore for ObjectTableStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let key = self.key(prefix);
-        let metas: Vec<object_store::ObjectMeta> = self.runtime.block_on(self.store.list(Some(&key)).try_collect()).map_err(|e| self.error("list", prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> = self.run("list", prefix, || self.store.list(Some(&key)).try_collect()).map_err(|e| self.error("list", prefix, e))?;
         let mut out: Vec<String> = metas.iter().map(|m| self.relative(&m.location)).collect();
         out.sort();
         Ok(out)
     }
 
     fn exists(&self, path: &str) -> Result<bool, StoreError> {
-        match self.runtime.block_on(self.store.head(&self.key(path))) {
+        let key = self.key(path);
+        match self.run("look up", path, || self.store.head(&key)) {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.error("look up", path, e)),
@@ -218,5 +272,109 @@ mod tests {
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet"]);
         assert_eq!(store.get("t/h=1/a.parquet").unwrap().as_deref(), Some(&b"a"[..]));
         assert!(store.exists("t/h=1/a.parquet").unwrap() && !store.exists("t/h=2/b.parquet").unwrap());
+    }
+}
+
+/// A store whose server performs requests but whose answers get lost on the way back (a
+/// frozen or restarting S3 server, seen from the client): the retries of [`ObjectTableStore`]
+/// must still leave exactly the intended objects.
+#[cfg(test)]
+mod lost_answers {
+    use std::collections::HashMap;
+    use std::fmt;
+    use std::sync::Mutex;
+
+    use futures::stream::{BoxStream, StreamExt};
+    use object_store::client::{HttpError, HttpErrorKind};
+    use object_store::memory::InMemory;
+    use object_store::{CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions, PutResult};
+
+    use super::*;
+
+    /// Performs every request on an in-memory store, then reports a transport timeout
+    /// instead of the answer for the first `lose[op]` requests of each kind.
+    #[derive(Debug, Default)]
+    struct LostAnswers {
+        inner: InMemory,
+        lose: Arc<Mutex<HashMap<&'static str, usize>>>,
+    }
+
+    impl LostAnswers {
+        fn losing(lose: &[(&'static str, usize)]) -> Arc<Self> {
+            Arc::new(LostAnswers { inner: InMemory::new(), lose: Arc::new(Mutex::new(lose.iter().copied().collect())) })
+        }
+
+        fn answer<T>(&self, op: &'static str, answer: object_store::Result<T>) -> object_store::Result<T> {
+            lose(&self.lose, op, answer)
+        }
+    }
+
+    fn lose<T>(lose: &Mutex<HashMap<&'static str, usize>>, op: &'static str, answer: object_store::Result<T>) -> object_store::Result<T> {
+        let mut lose = lose.lock().unwrap();
+        match lose.get_mut(op) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                let timeout = HttpError::new(HttpErrorKind::Timeout, std::io::Error::other("operation timed out"));
+                Err(object_store::Error::Generic { store: "lost-answers", source: Box::new(timeout) })
+            }
+            _ => answer,
+        }
+    }
+
+    impl fmt::Display for LostAnswers {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "LostAnswers")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for LostAnswers {
+        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+            self.answer("put", self.inner.put_opts(location, payload, opts).await)
+        }
+        async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+        fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+            let lost = self.lose.clone();
+            self.inner.delete_stream(locations).map(move |answer| lose(&lost, "delete", answer)).boxed()
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+            self.answer("copy", self.inner.copy_opts(from, to, options).await)
+        }
+    }
+
+    #[test]
+    fn lost_answers_are_retried_and_leave_exactly_the_intended_objects() {
+        let server = LostAnswers::losing(&[("put", 2), ("copy", 1), ("delete", 2)]);
+        let store = ObjectTableStore::new(server.clone(), "out", "memory://lost").unwrap();
+        store.put("t/_a.parquet.pending", b"rows").unwrap();
+        store.rename("t/_a.parquet.pending", "t/a.parquet").unwrap();
+        assert_eq!(store.list("t").unwrap(), vec!["t/a.parquet"]);
+        assert_eq!(store.get("t/a.parquet").unwrap().as_deref(), Some(&b"rows"[..]));
+        assert!(server.lose.lock().unwrap().values().all(|n| *n == 0), "every lost answer was met");
+        // A rename repeated after its copy and delete both landed is done, not an error.
+        store.rename("t/_a.parquet.pending", "t/a.parquet").unwrap();
+        assert_eq!(store.list("t").unwrap(), vec!["t/a.parquet"]);
+        // A rename of a file that never existed is still an error that names it.
+        let err = store.rename("t/_b.parquet.pending", "t/b.parquet").unwrap_err().to_string();
+        assert!(err.contains("memory://lost/t/_b.parquet.pending"), "{err}");
+    }
+
+    #[test]
+    fn answers_of_the_server_are_not_retried() {
+        assert!(!is_transport(&object_store::Error::NotFound { path: "x".into(), source: "no such key".into() }));
+        assert!(!is_transport(&object_store::Error::Generic { store: "S3", source: "403 Forbidden".into() }));
+        let timeout = HttpError::new(HttpErrorKind::Timeout, std::io::Error::other("timed out"));
+        assert!(is_transport(&object_store::Error::Generic { store: "S3", source: Box::new(timeout) }));
     }
 }
