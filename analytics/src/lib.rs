@@ -4,6 +4,7 @@
 //!   store the engine writes to (a folder, `file://`, `s3://`), and reads only the needed
 //!   columns, files in parallel;
 //! - [`daily`]: the exact daily p95 of the design, computed in one batch pass;
+//! - [`outliers`]: 3-sigma and IQR outliers per date and device type;
 //! - [`windows`]: the 1-minute window statistics, recomputed from `events`;
 //! - [`check`]: compares the stream's `daily_p95` and `windows` tables with those
 //!   recomputations;
@@ -16,6 +17,7 @@
 pub mod check;
 pub mod daily;
 pub mod diff;
+pub mod outliers;
 pub mod table;
 pub mod windows;
 
@@ -68,21 +70,26 @@ pub fn parallel_map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> anyhow::Res
     Ok(results.into_inner().expect("a worker thread panicked").into_iter().map(|r| r.expect("every item was mapped")).collect())
 }
 
-/// The 1-based nearest rank ⌈0.95·k⌉ of `k` values (at least 1).
-fn p95_rank(k: usize) -> usize {
-    (95 * k).div_ceil(100).max(1)
+/// The 1-based nearest rank ⌈percent/100 · k⌉ of `k` values (at least 1).
+fn nearest_rank(percent: usize, k: usize) -> usize {
+    (percent * k).div_ceil(100).max(1)
 }
 
 /// The value at 1-based nearest rank ⌈0.95·k⌉ of `sorted` (ascending, non-empty).
 pub fn p95_nearest_rank(sorted: &[f64]) -> f64 {
-    sorted[p95_rank(sorted.len()) - 1]
+    sorted[nearest_rank(95, sorted.len()) - 1]
 }
 
-/// [`p95_nearest_rank`] of `values` in any order (non-empty), by selection rather than a
-/// sort; reorders `values`.
-pub fn p95_nearest_rank_unsorted(values: &mut [f64]) -> f64 {
-    let rank = p95_rank(values.len());
+/// The value at 1-based nearest rank ⌈percent/100 · k⌉ of `values` in any order
+/// (non-empty), by selection rather than a sort; reorders `values`.
+pub fn percentile_nearest_rank_unsorted(values: &mut [f64], percent: usize) -> f64 {
+    let rank = nearest_rank(percent, values.len());
     *values.select_nth_unstable_by(rank - 1, f64::total_cmp).1
+}
+
+/// [`p95_nearest_rank`] of `values` in any order (non-empty); reorders `values`.
+pub fn p95_nearest_rank_unsorted(values: &mut [f64]) -> f64 {
+    percentile_nearest_rank_unsorted(values, 95)
 }
 
 #[cfg(test)]
@@ -96,7 +103,8 @@ mod tests {
             let mut sorted = v.clone();
             sorted.sort_by(f64::total_cmp);
             assert_eq!(p95_nearest_rank_unsorted(&mut v), p95_nearest_rank(&sorted), "k = {k}");
-            assert_eq!(p95_rank(k), (0.95 * k as f64 - 1e-9).ceil() as usize);
+            assert_eq!(nearest_rank(95, k), (0.95 * k as f64 - 1e-9).ceil() as usize);
+            assert_eq!(nearest_rank(25, k), (0.25 * k as f64 - 1e-9).ceil() as usize);
         }
     }
 }

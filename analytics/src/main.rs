@@ -14,6 +14,7 @@ use analytics::table::{DateRange, Table};
   analytics p95 --table out/events --from 2025-11-03 --to 2025-11-09 --csv p95.csv
   analytics p95 --table out/events --csv -               # CSV on stdout
   analytics check --output out                           # stream tables vs batch recomputation
+  analytics outliers --table out/events --csv -          # 3-sigma and IQR outliers per date and type
   analytics diff out-a out-b                             # two runs wrote the same tables
   analytics p95 --table s3://iot/run1/events --csv -     # tables in S3 (or any S3-compatible store)
   analytics diff out s3://iot/run1
@@ -40,6 +41,27 @@ enum Command {
         /// Last UTC date included (YYYY-MM-DD).
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
+        /// Write CSV to this file (`-` for stdout) instead of printing a table.
+        #[arg(long)]
+        csv: Option<String>,
+    },
+    /// Outliers of the durations per date and device type: 3-sigma (|x - mean| > 3 sd, what
+    /// the daily p95 removes) and IQR (outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR], nearest-rank
+    /// quartiles), with both fences and counts.
+    Outliers {
+        /// The events table: OUT/events, file://OUT/events or s3://BUCKET/PREFIX/events.
+        #[arg(long)]
+        table: String,
+        /// First UTC date included (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last UTC date included (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Only (date, type) groups with at least this many events (the daily p95's 500 by
+        /// default; at least 2, for the standard deviation).
+        #[arg(long, default_value_t = analytics::daily::MIN_EVENTS)]
+        min_events: usize,
         /// Write CSV to this file (`-` for stdout) instead of printing a table.
         #[arg(long)]
         csv: Option<String>,
@@ -72,20 +94,12 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::P95 { table, from, to, csv } => {
-            if let (Some(f), Some(t)) = (from, to) {
-                if f > t {
-                    anyhow::bail!("--from {f} is after --to {t}: swap them");
-                }
-            }
-            let rows = analytics::daily::daily_p95(&Table::open(&table)?, DateRange { from, to })?;
-            match csv.as_deref() {
-                None => analytics::daily::print_table(&rows),
-                Some("-") => analytics::daily::write_csv(&rows, std::io::stdout().lock())?,
-                Some(path) => {
-                    let f = std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?;
-                    analytics::daily::write_csv(&rows, f)?;
-                }
-            }
+            let rows = analytics::daily::daily_p95(&Table::open(&table)?, date_range(from, to)?)?;
+            emit(csv.as_deref(), |w| analytics::daily::write_csv(&rows, w), || analytics::daily::print_table(&rows))?;
+        }
+        Command::Outliers { table, from, to, min_events, csv } => {
+            let rows = analytics::outliers::outliers(&Table::open(&table)?, date_range(from, to)?, min_events)?;
+            emit(csv.as_deref(), |w| analytics::outliers::write_csv(&rows, w), || analytics::outliers::print_table(&rows))?;
         }
         Command::Check { output } => {
             let diffs = analytics::check::check(&output)?;
@@ -113,6 +127,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+    }
+    Ok(())
+}
+
+/// The dates from `--from` to `--to`; an error that names the fix when they are swapped.
+fn date_range(from: Option<chrono::NaiveDate>, to: Option<chrono::NaiveDate>) -> anyhow::Result<DateRange> {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            anyhow::bail!("--from {f} is after --to {t}: swap them");
+        }
+    }
+    Ok(DateRange { from, to })
+}
+
+/// Prints rows as a table, or writes them as CSV to `csv` (`-`: stdout).
+fn emit(csv: Option<&str>, write_csv: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>, print_table: impl FnOnce()) -> anyhow::Result<()> {
+    match csv {
+        None => print_table(),
+        Some("-") => write_csv(&mut std::io::stdout().lock())?,
+        Some(path) => write_csv(&mut std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)?,
     }
     Ok(())
 }

@@ -2,43 +2,12 @@
 //! through the engine's own table writer: type-days with exactly 499 and 500 events, outliers,
 //! dates pruned by `--from/--to`, and CSV output that parses back to the same values.
 
-use std::path::Path;
+mod common;
 
 use analytics::table::{DateRange, Table};
-use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
-use connectors::sink::tables::{encode_parquet, partition_path};
-use connectors::sink::{EventRow, LocalStore, Table as _, TableStore};
-
-const DAY0: i64 = 20_395; // 2025-11-03
-
-fn row(i: usize, day: i64, ty: DeviceType, duration: f64) -> EventRow {
-    EventRow {
-        position: Position { partition: 0, offset: i as u64 },
-        event: Event {
-            event_id: format!("id-{i}").into(),
-            device_id: "device-001".into(),
-            device_type: ty,
-            timestamp: EventTime(day * MICROS_PER_DAY + (i as i64 % 86_400) * 1_000_000),
-            event_duration: duration,
-            value: 1.0,
-            status: Status::Normal,
-            location: None,
-            firmware: None,
-        },
-    }
-}
-
-fn write_events(root: &Path, rows: &[EventRow]) {
-    let store = LocalStore::new(root).unwrap();
-    let mut by_hour: std::collections::BTreeMap<String, Vec<&EventRow>> = Default::default();
-    for r in rows {
-        by_hour.entry(partition_path(r.event.timestamp, false)).or_default().push(r);
-    }
-    for (path, rows) in by_hour {
-        let bytes = encode_parquet(&EventRow::to_batch(&rows, EventTime(0))).unwrap();
-        store.put(&format!("events/{path}/part-00000.parquet"), &bytes).unwrap();
-    }
-}
+use common::{close, event_row as row, write_table, DAY0};
+use connectors::schema::DeviceType;
+use connectors::sink::LocalStore;
 
 /// Naive: sort, mean, sample sd, filter, ceil(0.95 k) with floats.
 fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
@@ -59,10 +28,6 @@ fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
     Some((durations.len(), k, mean, sd, kept[rank - 1], kept.iter().sum::<f64>() / k as f64))
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
-}
-
 #[test]
 fn daily_p95_equals_the_naive_recomputation() {
     let dir = tempfile::tempdir().unwrap();
@@ -80,7 +45,7 @@ fn daily_p95_equals_the_naive_recomputation() {
         }
         groups.push((day, ty, ds));
     }
-    write_events(dir.path(), &rows);
+    write_table(&LocalStore::new(dir.path()).unwrap(), &rows);
     let events = Table::open(dir.path().join("events").to_str().unwrap()).unwrap();
     let got = analytics::daily::daily_p95(&events, DateRange::default()).unwrap();
     let expected: Vec<_> = groups.iter().filter_map(|(day, ty, ds)| naive(ds).map(|n| (*day, *ty, n))).collect();

@@ -3,16 +3,16 @@
 //! `file://` URL give the same answers, uncommitted objects are never read, and `check`
 //! reports a table that does not match its events.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod common;
+
 use analytics::table::{DateRange, Table};
+use common::{write_table, DAY0};
 use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
 use connectors::sink::object::open;
-use connectors::sink::tables::{encode_parquet, partition_path};
 use connectors::sink::{DailyRow, EventRow, TableStore, WindowRow};
 
-const DAY0: i64 = 20_395; // 2025-11-03
 
 fn events() -> Vec<EventRow> {
     let types = [DeviceType::Temperature, DeviceType::Light];
@@ -33,18 +33,6 @@ fn events() -> Vec<EventRow> {
             },
         })
         .collect()
-}
-
-/// Writes `rows` as the engine lays out a table: one part file per hive partition.
-fn write_table<T: connectors::sink::Table>(store: &dyn TableStore, rows: &[T]) {
-    let mut by_partition: BTreeMap<String, Vec<&T>> = BTreeMap::new();
-    for r in rows {
-        by_partition.entry(partition_path(r.partition_time(), T::DAILY)).or_default().push(r);
-    }
-    for (path, rows) in by_partition {
-        let bytes = encode_parquet(&T::to_batch(&rows, EventTime(0))).unwrap();
-        store.put(&format!("{}/{path}/part-00000.parquet", T::NAME), &bytes).unwrap();
-    }
 }
 
 /// A complete output: events, and the daily and window tables recomputed from them (so

@@ -8,7 +8,8 @@
 # 2. runs the bounded job (-w 2) to s3://iot/clean and asserts that the bucket holds exactly
 #    the expected tables and part files; `analytics check --output s3://iot/clean` passes,
 #    `analytics diff` of the local run and the bucket finds nothing, and `analytics p95` over
-#    s3://iot/clean/events (all dates, and one date) prints exactly the local run's CSV;
+#    s3://iot/clean/events (all dates, and one date) and `analytics outliers` print exactly the
+#    local run's CSV;
 #    `analytics check` on a copy of the local run missing one events file fails, naming windows;
 # 3. runs it to s3://iot/crashed, killing it with SIGKILL at 5 random instants and
 #    restarting it on the same output each time; after every kill no object a reader would
@@ -132,7 +133,9 @@ cmp "$WORK/p95-s3.csv" "$WORK/p95-local.csv" || fail "analytics p95 over s3://io
 day=$(sed -n 2p "$WORK/p95-local.csv" | cut -d, -f1)
 "$BIN/analytics" p95 --table s3://iot/clean/events --from "$day" --to "$day" --csv - | cmp - <(head -1 "$WORK/p95-local.csv"; grep "^$day," "$WORK/p95-local.csv") \
   || fail "analytics p95 --from $day --to $day over S3 differs from the local run's rows of that day"
-echo "analytics check, diff and p95 ($(($(wc -l < "$WORK/p95-local.csv") - 1)) daily rows) agree over S3"
+cmp <("$BIN/analytics" outliers --table s3://iot/clean/events --csv -) <("$BIN/analytics" outliers --table "$WORK/expected/events" --csv -) \
+  || fail "analytics outliers over s3://iot/clean/events differs from the local run's"
+echo "analytics check, diff, p95 ($(($(wc -l < "$WORK/p95-local.csv") - 1)) daily rows) and outliers agree over S3"
 
 step "analytics check fails on a deliberately altered copy of the local run"
 cp -r "$WORK/expected" "$WORK/altered"
