@@ -28,43 +28,63 @@ struct Cli {
     command: Command,
 }
 
+/// What `p95` and `outliers` read and where they write.
+#[derive(clap::Args)]
+struct Query {
+    /// The events table: OUT/events, file://OUT/events or s3://BUCKET/PREFIX/events.
+    #[arg(long)]
+    table: String,
+    /// First UTC date included (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// Last UTC date included (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
+    /// Write CSV to this file (`-` for stdout) instead of printing a table.
+    #[arg(long)]
+    csv: Option<String>,
+}
+
+impl Query {
+    /// The events table and the dates from `--from` to `--to` (an error that names the fix
+    /// when they are swapped).
+    fn open(&self) -> anyhow::Result<(Table, DateRange)> {
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            if f > t {
+                anyhow::bail!("--from {f} is after --to {t}: swap them");
+            }
+        }
+        Ok((Table::open(&self.table)?, DateRange { from: self.from, to: self.to }))
+    }
+
+    /// Prints rows as a table, or writes them as CSV to `--csv` (`-`: stdout).
+    fn emit(&self, write_csv: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>, print_table: impl FnOnce()) -> anyhow::Result<()> {
+        match self.csv.as_deref() {
+            None => print_table(),
+            Some("-") => write_csv(&mut std::io::stdout().lock())?,
+            Some(path) => write_csv(&mut std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)?,
+        }
+        Ok(())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Daily p95 per device type (>= 500 events, 3-sigma filter, nearest rank) from `events`.
     P95 {
-        /// The events table: OUT/events, file://OUT/events or s3://BUCKET/PREFIX/events.
-        #[arg(long)]
-        table: String,
-        /// First UTC date included (YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// Last UTC date included (YYYY-MM-DD).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
-        /// Write CSV to this file (`-` for stdout) instead of printing a table.
-        #[arg(long)]
-        csv: Option<String>,
+        #[command(flatten)]
+        query: Query,
     },
     /// Outliers of the durations per date and device type: 3-sigma (|x - mean| > 3 sd, what
     /// the daily p95 removes) and IQR (outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR], nearest-rank
     /// quartiles), with both fences and counts.
     Outliers {
-        /// The events table: OUT/events, file://OUT/events or s3://BUCKET/PREFIX/events.
-        #[arg(long)]
-        table: String,
-        /// First UTC date included (YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// Last UTC date included (YYYY-MM-DD).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        query: Query,
         /// Only (date, type) groups with at least this many events (the daily p95's 500 by
         /// default; at least 2, for the standard deviation).
         #[arg(long, default_value_t = analytics::daily::MIN_EVENTS)]
         min_events: usize,
-        /// Write CSV to this file (`-` for stdout) instead of printing a table.
-        #[arg(long)]
-        csv: Option<String>,
     },
     /// Recompute daily p95 and windows from `events` and compare with the stream's tables.
     Check {
@@ -93,13 +113,15 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::P95 { table, from, to, csv } => {
-            let rows = analytics::daily::daily_p95(&Table::open(&table)?, date_range(from, to)?)?;
-            emit(csv.as_deref(), |w| analytics::daily::write_csv(&rows, w), || analytics::daily::print_table(&rows))?;
+        Command::P95 { query } => {
+            let (events, range) = query.open()?;
+            let rows = analytics::daily::daily_p95(&events, range)?;
+            query.emit(|w| analytics::daily::write_csv(&rows, w), || analytics::daily::print_table(&rows))?;
         }
-        Command::Outliers { table, from, to, min_events, csv } => {
-            let rows = analytics::outliers::outliers(&Table::open(&table)?, date_range(from, to)?, min_events)?;
-            emit(csv.as_deref(), |w| analytics::outliers::write_csv(&rows, w), || analytics::outliers::print_table(&rows))?;
+        Command::Outliers { query, min_events } => {
+            let (events, range) = query.open()?;
+            let rows = analytics::outliers::outliers(&events, range, min_events)?;
+            query.emit(|w| analytics::outliers::write_csv(&rows, w), || analytics::outliers::print_table(&rows))?;
         }
         Command::Check { output } => {
             let diffs = analytics::check::check(&output)?;
@@ -127,26 +149,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-    }
-    Ok(())
-}
-
-/// The dates from `--from` to `--to`; an error that names the fix when they are swapped.
-fn date_range(from: Option<chrono::NaiveDate>, to: Option<chrono::NaiveDate>) -> anyhow::Result<DateRange> {
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            anyhow::bail!("--from {f} is after --to {t}: swap them");
-        }
-    }
-    Ok(DateRange { from, to })
-}
-
-/// Prints rows as a table, or writes them as CSV to `csv` (`-`: stdout).
-fn emit(csv: Option<&str>, write_csv: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>, print_table: impl FnOnce()) -> anyhow::Result<()> {
-    match csv {
-        None => print_table(),
-        Some("-") => write_csv(&mut std::io::stdout().lock())?,
-        Some(path) => write_csv(&mut std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)?,
     }
     Ok(())
 }

@@ -5,10 +5,9 @@
 
 mod common;
 
-use analytics::table::{DateRange, Table};
-use common::{close, event_row, write_table, DAY0};
+use analytics::table::DateRange;
+use common::{close, csv_records, write_groups, DAY0};
 use connectors::schema::DeviceType;
-use connectors::sink::LocalStore;
 
 /// Naive: (n, 3σ outliers, q1, q3, IQR outliers) from a sorted copy, quartiles by the
 /// nearest rank computed in floating point.
@@ -29,27 +28,13 @@ fn naive(durations: &[f64]) -> (usize, usize, f64, f64, usize) {
 #[test]
 fn outliers_equal_the_naive_recomputation() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut rows, mut groups) = (Vec::new(), Vec::new());
     let plan = [(DAY0, DeviceType::Humidity, 499), (DAY0, DeviceType::Motion, 500), (DAY0 + 1, DeviceType::Light, 2003), (DAY0 + 2, DeviceType::Pressure, 801)];
-    let mut i = 0;
-    for (day, ty, n) in plan {
-        let mut ds = Vec::new();
-        for j in 0..n {
-            // A skewed body with a long tail: the two rules disagree on the tail.
-            let body = 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01;
-            let d = match j % 97 {
-                5 => 9000.0 + j as f64,
-                11 | 23 => 1500.0 + j as f64 * 0.01,
-                _ => body,
-            };
-            rows.push(event_row(i, day, ty, d));
-            ds.push(d);
-            i += 1;
-        }
-        groups.push((day, ty, ds));
-    }
-    write_table(&LocalStore::new(dir.path()).unwrap(), &rows);
-    let events = Table::open(dir.path().join("events").to_str().unwrap()).unwrap();
+    // A body with two tails: far (both rules flag it) and mild (only the IQR rule does).
+    let (events, groups) = write_groups(dir.path(), &plan, |j, n| match j % 97 {
+        5 => 9000.0 + j as f64,
+        11 | 23 => 1500.0 + j as f64 * 0.01,
+        _ => 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01,
+    });
     let got = analytics::outliers::outliers(&events, DateRange::default(), 500).unwrap();
     assert_eq!(got.len(), 3, "499 events make no row, 500 do");
     let daily = analytics::daily::daily_p95(&events, DateRange::default()).unwrap();
@@ -73,9 +58,8 @@ fn outliers_equal_the_naive_recomputation() {
     // CSV round trip.
     let mut csv = Vec::new();
     analytics::outliers::write_csv(&got, &mut csv).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_slice());
-    assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), analytics::outliers::CSV_HEADER);
-    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let (header, records) = csv_records(&csv);
+    assert_eq!(header, analytics::outliers::CSV_HEADER);
     assert_eq!(records.len(), got.len());
     for (rec, g) in records.iter().zip(&got) {
         assert_eq!(&rec[0], analytics::daily::date_of(g.date).to_string());

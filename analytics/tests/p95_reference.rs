@@ -4,10 +4,9 @@
 
 mod common;
 
-use analytics::table::{DateRange, Table};
-use common::{close, event_row as row, write_table, DAY0};
+use analytics::table::DateRange;
+use common::{close, csv_records, write_groups, DAY0};
 use connectors::schema::DeviceType;
-use connectors::sink::LocalStore;
 
 /// Naive: sort, mean, sample sd, filter, ceil(0.95 k) with floats.
 fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
@@ -31,22 +30,8 @@ fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
 #[test]
 fn daily_p95_equals_the_naive_recomputation() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rows = Vec::new();
-    let mut groups: Vec<(i64, DeviceType, Vec<f64>)> = Vec::new();
     let plan = [(DAY0, DeviceType::Humidity, 499), (DAY0, DeviceType::Motion, 500), (DAY0 + 1, DeviceType::Light, 2000), (DAY0 + 2, DeviceType::Light, 800)];
-    let mut i = 0;
-    for (day, ty, n) in plan {
-        let mut ds = Vec::new();
-        for j in 0..n {
-            let d = if j % 101 == 5 { 9000.0 + j as f64 } else { 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01 };
-            rows.push(row(i, day, ty, d));
-            ds.push(d);
-            i += 1;
-        }
-        groups.push((day, ty, ds));
-    }
-    write_table(&LocalStore::new(dir.path()).unwrap(), &rows);
-    let events = Table::open(dir.path().join("events").to_str().unwrap()).unwrap();
+    let (events, groups) = write_groups(dir.path(), &plan, |j, n| if j % 101 == 5 { 9000.0 + j as f64 } else { 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01 });
     let got = analytics::daily::daily_p95(&events, DateRange::default()).unwrap();
     let expected: Vec<_> = groups.iter().filter_map(|(day, ty, ds)| naive(ds).map(|n| (*day, *ty, n))).collect();
     assert_eq!(got.len(), 3, "499 events make no row, 500 do");
@@ -68,8 +53,8 @@ fn daily_p95_equals_the_naive_recomputation() {
     // CSV round trip.
     let mut csv = Vec::new();
     analytics::daily::write_csv(&got, &mut csv).unwrap();
-    let mut reader = csv::Reader::from_reader(csv.as_slice());
-    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let (header, records) = csv_records(&csv);
+    assert_eq!(header[7], "p95_duration");
     assert_eq!(records.len(), got.len());
     for (rec, g) in records.iter().zip(&got) {
         assert_eq!(&rec[0], analytics::daily::date_of(g.date).to_string());

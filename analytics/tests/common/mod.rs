@@ -3,10 +3,13 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use analytics::table::Table;
 
 use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
 use connectors::sink::tables::{encode_parquet, partition_path};
-use connectors::sink::{EventRow, TableStore};
+use connectors::sink::{EventRow, LocalStore, TableStore};
 
 /// 2025-11-03, in days since 1970-01-01.
 pub const DAY0: i64 = 20_395;
@@ -44,4 +47,28 @@ pub fn write_table<T: connectors::sink::Table>(store: &dyn TableStore, rows: &[T
 /// Whether `a` and `b` agree to 1e-12 relative.
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// One (day, type)'s durations, in the order written.
+pub type Group = (i64, DeviceType, Vec<f64>);
+
+/// Writes an `events` table under `root` holding, for each `(day, type, n)` of `plan`, `n`
+/// events with durations `duration(j, n)` for `j` in `0..n`; the table and each group.
+pub fn write_groups(root: &Path, plan: &[(i64, DeviceType, usize)], duration: impl Fn(usize, usize) -> f64) -> (Table, Vec<Group>) {
+    let (mut rows, mut groups) = (Vec::new(), Vec::new());
+    for &(day, ty, n) in plan {
+        let ds: Vec<f64> = (0..n).map(|j| duration(j, n)).collect();
+        let first = rows.len();
+        rows.extend(ds.iter().enumerate().map(|(j, d)| event_row(first + j, day, ty, *d)));
+        groups.push((day, ty, ds));
+    }
+    write_table(&LocalStore::new(root).unwrap(), &rows);
+    (Table::open(root.join("events").to_str().unwrap()).unwrap(), groups)
+}
+
+/// The header and records of CSV text.
+pub fn csv_records(bytes: &[u8]) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let header = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    (header, reader.records().map(|r| r.unwrap()).collect())
 }
