@@ -100,15 +100,26 @@ pub fn date_of(day: i32) -> chrono::NaiveDate {
     chrono::DateTime::from_timestamp(i64::from(day) * 86_400, 0).expect("in range").date_naive()
 }
 
+/// μ and the sample σ (n − 1) of `durations` (at least 2 of them), summed with compensation.
+pub fn mean_and_stddev(durations: &[f64]) -> (f64, f64) {
+    let n = durations.len() as f64;
+    let mean = sum(durations.iter().copied()) / n;
+    (mean, (sum(durations.iter().map(|x| (x - mean) * (x - mean))) / (n - 1.0)).sqrt())
+}
+
+/// Whether the 3σ filter keeps `x`: |x − μ| ≤ 3σ.
+pub fn within_3_sigma(x: f64, mean: f64, stddev: f64) -> bool {
+    (x - mean).abs() <= 3.0 * stddev
+}
+
 /// The daily row of one group, `None` below [`MIN_EVENTS`].
 pub fn daily_row(date: i32, device_type: DeviceType, durations: &[f64]) -> Option<DailyRow> {
     let n = durations.len();
     if n < MIN_EVENTS {
         return None;
     }
-    let mean = sum(durations.iter().copied()) / n as f64;
-    let stddev = (sum(durations.iter().map(|x| (x - mean) * (x - mean))) / (n - 1) as f64).sqrt();
-    let mut kept: Vec<f64> = durations.iter().copied().filter(|x| (x - mean).abs() <= 3.0 * stddev).collect();
+    let (mean, stddev) = mean_and_stddev(durations);
+    let mut kept: Vec<f64> = durations.iter().copied().filter(|x| within_3_sigma(*x, mean, stddev)).collect();
     let k = kept.len();
     let avg_kept_duration = sum(kept.iter().copied()) / k as f64;
     Some(DailyRow {

@@ -13,8 +13,7 @@
 
 use connectors::schema::DeviceType;
 
-use crate::daily::{date_of, durations_by_day};
-use crate::sum;
+use crate::daily::{date_of, durations_by_day, mean_and_stddev, within_3_sigma};
 use crate::table::{DateRange, Table};
 
 /// One (date, type)'s outlier report.
@@ -54,9 +53,8 @@ pub fn outlier_row(date: i32, device_type: DeviceType, durations: &[f64], min_ev
     if n < min_events.max(2) {
         return None;
     }
-    let mean = sum(durations.iter().copied()) / n as f64;
-    let stddev = (sum(durations.iter().map(|x| (x - mean) * (x - mean))) / (n - 1) as f64).sqrt();
-    let sigma_outliers = durations.iter().filter(|x| (*x - mean).abs() > 3.0 * stddev).count();
+    let (mean, stddev) = mean_and_stddev(durations);
+    let sigma_outliers = durations.iter().filter(|x| !within_3_sigma(**x, mean, stddev)).count();
     let mut values = durations.to_vec();
     let q1 = crate::percentile_nearest_rank_unsorted(&mut values, 25);
     let q3 = crate::percentile_nearest_rank_unsorted(&mut values, 75);
