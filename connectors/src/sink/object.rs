@@ -36,6 +36,12 @@ use super::store::{LocalStore, StoreError, TableStore};
 /// How long a request is retried before the error is reported.
 pub const RETRY_FOR: Duration = Duration::from_secs(180);
 
+/// The first wait before a retry; each next wait doubles, up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+
+/// The longest wait between two retries.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// Files at least this large are uploaded with a multipart upload.
 pub const MULTIPART_BYTES: usize = 16 << 20;
 
@@ -75,7 +81,7 @@ pub fn open(url: &str) -> Result<Arc<dyn TableStore>, StoreError> {
 
 fn retry() -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+        backoff: BackoffConfig { init_backoff: BACKOFF_MIN, max_backoff: BACKOFF_MAX, base: 2.0 },
         max_retries: 100,
         retry_timeout: RETRY_FOR,
     }
@@ -131,11 +137,7 @@ impl ObjectTableStore {
         Fut: Future<Output = Result<T, object_store::Error>>,
     {
         let started = Instant::now();
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .with_factor(2.0)
-            .without_max_times();
+        let backoff = ExponentialBuilder::default().with_min_delay(BACKOFF_MIN).with_max_delay(BACKOFF_MAX).with_factor(2.0).without_max_times();
         (|| self.runtime.block_on(op()))
             .retry(backoff)
             .when(|e| is_transport(e) && started.elapsed() < RETRY_FOR)
@@ -303,10 +305,6 @@ mod lost_answers {
         fn losing(lose: &[(&'static str, usize)]) -> Arc<Self> {
             Arc::new(LostAnswers { inner: InMemory::new(), lose: Arc::new(Mutex::new(lose.iter().copied().collect())) })
         }
-
-        fn answer<T>(&self, op: &'static str, answer: object_store::Result<T>) -> object_store::Result<T> {
-            lose(&self.lose, op, answer)
-        }
     }
 
     fn lose<T>(lose: &Mutex<HashMap<&'static str, usize>>, op: &'static str, answer: object_store::Result<T>) -> object_store::Result<T> {
@@ -330,7 +328,7 @@ mod lost_answers {
     #[async_trait::async_trait]
     impl ObjectStore for LostAnswers {
         async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
-            self.answer("put", self.inner.put_opts(location, payload, opts).await)
+            lose(&self.lose, "put", self.inner.put_opts(location, payload, opts).await)
         }
         async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(location, opts).await
@@ -349,7 +347,7 @@ mod lost_answers {
             self.inner.list_with_delimiter(prefix).await
         }
         async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-            self.answer("copy", self.inner.copy_opts(from, to, options).await)
+            lose(&self.lose, "copy", self.inner.copy_opts(from, to, options).await)
         }
     }
 
