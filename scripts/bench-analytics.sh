@@ -12,6 +12,8 @@
 #   - DuckDB with quantile_disc(x, 0.95): per UTC date and device type with >= 500 events,
 #     mean, stddev_samp, keep |x - mean| <= 3 stddev, the p95 of the kept values;
 #   - DuckDB with the nearest rank written out: row_number() = ceil(0.95 k), the definition.
+#   - `analytics outliers --table OUT/events --csv FILE` (3-sigma and IQR counts per date and
+#     type), whose analytics/it ratio is then its cost against `analytics p95`'s.
 # Each is one process reading read_parquet('OUT/events/**/*.parquet') (the DuckDB ones
 # inside Python: its in-query time is printed too, and that of the quantile_disc query run
 # a third time in one connection, as in a long-lived session). Prints the median wall time, events/s,
@@ -138,11 +140,12 @@ MB=$(du -sm "$OUT/events" | cut -f1)
 echo "events table: $EVENTS rows in $FILES files, $MB MB ($OUT/events); DuckDB $DUCKDB_VERSION; $(nproc) cores"
 
 # name | command: the tools, in the order they run in each round.
-names=("analytics p95" "duckdb quantile_disc" "duckdb nearest rank")
+names=("analytics p95" "duckdb quantile_disc" "duckdb nearest rank" "analytics outliers")
 cmds=(
   "target/release/analytics p95 --table $OUT/events --csv $WORK/analytics.csv"
   "$VENV/bin/python $WORK/duckdb_p95.py quantile_disc $OUT/events $WORK/duckdb-qd.csv"
   "$VENV/bin/python $WORK/duckdb_p95.py rank $OUT/events $WORK/duckdb-rank.csv"
+  "target/release/analytics outliers --table $OUT/events --csv $WORK/outliers.csv"
 )
 measure() { # COMMAND: prints "wall_seconds peak_rss_kb cpu_seconds in_query_seconds"
   local t q; t=$(mktemp); q=$(mktemp)
