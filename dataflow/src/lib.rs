@@ -14,4 +14,5 @@ pub mod embedded;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;
+pub mod runs;
 pub mod stats;

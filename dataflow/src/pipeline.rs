@@ -32,26 +32,6 @@ use crate::operators::sink::{SinkConfig, WriteTable};
 use crate::operators::source::{partition_source, SourceConfig};
 use crate::operators::windows::MinuteWindows;
 
-/// What the aggregates need of a distinct event: small and `Copy`.
-#[derive(Copy, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Measurement {
-    /// Event time.
-    pub timestamp: connectors::schema::EventTime,
-    /// Device type.
-    pub device_type: connectors::schema::DeviceType,
-    /// `event_duration`, milliseconds.
-    pub duration: f64,
-    /// `value`.
-    pub value: f64,
-}
-
-impl Measurement {
-    /// The measurement of an event row.
-    pub fn of(row: &connectors::sink::EventRow) -> Self {
-        Measurement { timestamp: row.event.timestamp, device_type: row.event.device_type, duration: row.event.event_duration, value: row.event.value }
-    }
-}
-
 /// Everything a worker needs to build the dataflow.
 #[derive(Clone)]
 pub struct PipelineConfig {

@@ -9,16 +9,19 @@
 //!
 //! Exact, not approximate: the whole day's multiset is held (sorted, with multiplicities) in
 //! a differential arrangement, and `reduce` recomputes a group from it whenever it changes.
-//! Inputs are delayed to the end of their refresh period (an hour of event time by default),
-//! so a provisional value exists, and is logged, once per period while the day is open; the
-//! final row is emitted once, when the frontier passes the day's last minute. Every input is
-//! retracted at the next midnight, so closed days leave the arrangement.
+//! Each worker contributes its part of a (day, type) as one sorted run of durations (see
+//! [`crate::runs`]), replaced at the end of every refresh period (an hour of event time by
+//! default) by the run that includes the period, so a provisional value exists, and is
+//! logged, once per period while the day is open; the reduce merges the workers' runs into
+//! the day's multiset. The final row is emitted once, when the frontier passes the day's last
+//! minute. Every run is retracted at the next midnight, so closed days leave the arrangement.
 
 use std::collections::BTreeMap;
 
 use connectors::schema::DeviceType;
 use connectors::sink::DailyRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
+use differential_dataflow::AsCollection;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
@@ -26,7 +29,7 @@ use timely::dataflow::StreamVec;
 use std::sync::Arc;
 
 use crate::counters::Counters;
-use crate::pipeline::Measurement;
+use crate::runs::{merge, MinuteRun, Run};
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
 /// The least number of distinct accepted events a (date, type) needs to get a row.
@@ -52,19 +55,68 @@ pub trait DailyP95<'s> {
     fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow>;
 }
 
-impl<'s> DailyP95<'s> for VecCollection<'s, u64, Measurement> {
+impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
     fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow> {
         let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
-        let keyed = self.map(|e| ((e.timestamp.day(), e.device_type), e.duration.to_bits()));
         // End of the refresh period, never past the day's last minute: monotone and >= m.
-        let period_end = move |m: &u64| ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1);
-        let next_midnight = |m: &u64| (m / DAY_MINUTES + 1) * DAY_MINUTES;
-        keyed
-            .clone()
-            .delay(period_end)
-            .concat(keyed.negate().delay(next_midnight))
-            .reduce_named("DailyP95", |_key: &(i32, DeviceType), vals: &[(&u64, isize)], out: &mut Vec<(DailyStats, isize)>| {
-                if let Some(stats) = daily_stats(vals) {
+        let period_end = move |m: u64| ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1);
+        self.inner
+            .unary_frontier(Pipeline, "DailyRuns", move |_cap, _info| {
+                // This worker's part of each (day, type) as one sorted run of duration bits:
+                // at the end of every refresh period the run so far is replaced by the run
+                // including the period (a retraction and an insertion at the period's end),
+                // and at the next midnight it is retracted, so closed days leave the reduce.
+                type Key = (i32, DeviceType);
+                let mut periods: BTreeMap<u64, (Capability<u64>, Vec<(Key, Run<u64>)>)> = BTreeMap::new();
+                let mut days: BTreeMap<i32, (Capability<u64>, BTreeMap<DeviceType, Run<u64>>)> = BTreeMap::new();
+                move |(input, frontier), output| {
+                    input.for_each(|cap, data| {
+                        for (run, _time, diff) in data.drain(..) {
+                            debug_assert_eq!(diff, 1, "the daily p95 expects an insert-only collection");
+                            let day = (run.minute / DAY_MINUTES) as i32;
+                            let end = period_end(run.minute);
+                            let durations = run.values.project(|(d, _)| d);
+                            periods.entry(end).or_insert_with(|| (cap.delayed(&end, 0), Vec::new())).1.push(((day, run.device_type), durations));
+                            days.entry(day).or_insert_with(|| (cap.delayed(&((day as u64 + 1) * DAY_MINUTES), 0), BTreeMap::new()));
+                        }
+                    });
+                    while let Some(entry) = periods.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (end, (cap, runs)) = entry.remove_entry();
+                        let mut by_key: BTreeMap<Key, Vec<Run<u64>>> = BTreeMap::new();
+                        for (key, run) in runs {
+                            by_key.entry(key).or_default().push(run);
+                        }
+                        let mut session = output.session(&cap);
+                        for ((day, ty), runs) in by_key {
+                            let so_far = days.get_mut(&day).expect("a day is noted with its first run").1.entry(ty).or_default();
+                            let old = std::mem::take(so_far);
+                            let merged = merge(std::iter::once((&old, 1)).chain(runs.iter().map(|r| (r, 1))));
+                            *so_far = Run(merged.into_iter().map(|(v, n)| (v, n as u64)).collect());
+                            if !old.is_empty() {
+                                session.give((((day, ty), old), end, -1isize));
+                            }
+                            session.give((((day, ty), so_far.clone()), end, 1isize));
+                        }
+                    }
+                    while let Some(entry) = days.first_entry() {
+                        let midnight = (*entry.key() as u64 + 1) * DAY_MINUTES;
+                        if frontier.less_equal(&(midnight - 1)) {
+                            break;
+                        }
+                        let (day, (cap, types)) = entry.remove_entry();
+                        let mut session = output.session(&cap);
+                        for (ty, run) in types.into_iter().filter(|(_, r)| !r.is_empty()) {
+                            session.give((((day, ty), run), midnight, -1isize));
+                        }
+                    }
+                }
+            })
+            .as_collection()
+            .reduce_named("DailyP95", |_key: &(i32, DeviceType), runs: &[(&Run<u64>, isize)], out: &mut Vec<(DailyStats, isize)>| {
+                if let Some(stats) = daily_stats(&merge(runs.iter().map(|&(r, w)| (r, w as i64)))) {
                     out.push((stats, 1));
                 }
             })
@@ -135,13 +187,14 @@ fn to_row(date: i32, device_type: DeviceType, s: &DailyStats) -> DailyRow {
     }
 }
 
-/// The statistics of one day's sorted durations, `None` below [`MIN_EVENTS`].
-fn daily_stats(vals: &[(&u64, isize)]) -> Option<DailyStats> {
-    let n: i64 = vals.iter().map(|&(_, c)| c as i64).sum();
+/// The statistics of one day's sorted durations (bits, with multiplicities), `None` below
+/// [`MIN_EVENTS`].
+fn daily_stats(vals: &[(u64, i64)]) -> Option<DailyStats> {
+    let n: i64 = vals.iter().map(|&(_, c)| c).sum();
     if n < MIN_EVENTS {
         return None;
     }
-    let xs = || vals.iter().map(|&(&b, c)| (f64::from_bits(b), c as i64));
+    let xs = || vals.iter().map(|&(b, c)| (f64::from_bits(b), c));
     let mut sum = Sum::default();
     for (x, c) in xs() {
         sum.add_n(x, c);

@@ -25,11 +25,10 @@
 //! one operator, so no event is copied for its several consumers).
 
 use std::collections::BTreeMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use connectors::schema::{EventTime, Position};
+use connectors::schema::{DeviceType, EventTime, Position};
 use connectors::sink::EventRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
@@ -42,23 +41,62 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
-use crate::pipeline::Measurement;
+use crate::runs::{MinuteRun, Run};
 
 use super::seed::Seed;
 
-/// A stable hash of a string, the same in every process (used to route records).
+/// A stable hash of a string, the same in every process and build (used to route records):
+/// XXH3-64 with seed 0, whose algorithm is fixed by its specification (unlike
+/// `DefaultHasher`, which may change between Rust releases).
 pub fn stable_hash(s: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    s.hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
+
+/// An event id as dedup remembers it: a canonical UUID (36 characters, lowercase hex digits
+/// and hyphens at 8-4-4-4-12) as its 128 bits, any other id as its text. Two ids are equal
+/// exactly when their texts are: the 128 bits spell a canonical UUID one way only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventKey {
+    /// A canonical UUID.
+    Uuid(u128),
+    /// Any other id.
+    Other(Box<str>),
+}
+
+impl EventKey {
+    /// The key of an id.
+    pub fn of(id: &str) -> Self {
+        let b = id.as_bytes();
+        if b.len() == 36 {
+            let mut bits = 0u128;
+            let mut canonical = true;
+            for (i, &c) in b.iter().enumerate() {
+                let nibble = match c {
+                    b'-' if matches!(i, 8 | 13 | 18 | 23) => continue,
+                    b'0'..=b'9' if !matches!(i, 8 | 13 | 18 | 23) => c - b'0',
+                    b'a'..=b'f' if !matches!(i, 8 | 13 | 18 | 23) => c - b'a' + 10,
+                    _ => {
+                        canonical = false;
+                        break;
+                    }
+                };
+                bits = bits << 4 | nibble as u128;
+            }
+            if canonical {
+                return EventKey::Uuid(bits);
+            }
+        }
+        EventKey::Other(id.into())
+    }
 }
 
 /// What dedup produces: each distinct event once, as a table row and as a measurement.
 pub struct Distinct<'s> {
     /// The distinct events, for the `events` table.
     pub rows: StreamVec<'s, u64, EventRow>,
-    /// Their measurements, as an insert-only collection at each event's minute.
-    pub measurements: VecCollection<'s, u64, Measurement>,
+    /// Their measurements, as an insert-only collection at each event's minute: one sorted
+    /// run per (minute, device type) per worker (see [`crate::runs`]).
+    pub measurements: VecCollection<'s, u64, MinuteRun>,
 }
 
 /// The dedup operator on a collection of accepted events.
@@ -78,14 +116,16 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
-        let mut measurements_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(Measurement, u64, isize)>>>::from(measurements_out);
+        let mut measurements_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(MinuteRun, u64, isize)>>>::from(measurements_out);
         builder.build(move |_capabilities| {
             // Records waiting for the frontier to pass their minute, with capabilities for it,
             // and the seeds of that minute.
             let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
             // Ids seen, and the minute after which each is forgotten.
-            let mut seen: FxHashSet<String> = FxHashSet::default();
-            let mut retire: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+            let mut seen: FxHashSet<EventKey> = FxHashSet::default();
+            let mut retire: BTreeMap<u64, Vec<EventKey>> = BTreeMap::new();
+            // The kept measurements of the minute being decided, per device type.
+            let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
             move |frontiers| {
@@ -124,19 +164,19 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         if *r.key() >= minute {
                             break;
                         }
-                        for id in r.remove() {
-                            seen.remove(&id);
+                        for key in r.remove() {
+                            seen.remove(&key);
                         }
                     }
-                    let mut measurements = measurements_out.session(&measurements_cap);
+                    let retiring = retire.entry(minute + horizon_minutes).or_default();
                     // Seeds were kept before the restart: remember them, never emit them as rows.
                     for (row, measure) in seeds {
-                        let id = row.event.event_id.as_ref();
-                        if seen.insert(id.to_owned()) {
-                            retire.entry(minute + horizon_minutes).or_default().push(id.to_owned());
+                        let key = EventKey::of(&row.event.event_id);
+                        if seen.insert(key.clone()) {
+                            retiring.push(key);
                         }
                         if measure {
-                            measurements.give((Measurement::of(&row), minute, 1isize));
+                            by_type[row.event.device_type as usize].push(measurement(&row));
                         }
                     }
                     // Decide in (event time, partition, offset) order; emit in any order.
@@ -146,17 +186,24 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        let id = rows[i].event.event_id.as_ref();
-                        if seen.contains(id) {
+                        let key = EventKey::of(&rows[i].event.event_id);
+                        if seen.contains(&key) {
                             duplicates += 1;
                         } else {
-                            seen.insert(id.to_owned());
-                            retire.entry(minute + horizon_minutes).or_default().push(id.to_owned());
+                            seen.insert(key.clone());
+                            retiring.push(key);
                             keep[i] = true;
                         }
                     }
                     for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
-                        measurements.give((Measurement::of(row), minute, 1isize));
+                        by_type[row.event.device_type as usize].push(measurement(row));
+                    }
+                    let mut measurements = measurements_out.session(&measurements_cap);
+                    for (&device_type, values) in DeviceType::ALL.iter().zip(by_type.iter_mut()) {
+                        if !values.is_empty() {
+                            let values = Run::from_values(std::mem::take(values));
+                            measurements.give((MinuteRun { minute, device_type, values }, minute, 1isize));
+                        }
                     }
                     drop(measurements);
                     let mut session = rows_out.session(&rows_cap);
@@ -166,5 +213,36 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
             }
         });
         Distinct { rows, measurements: measurements.as_collection() }
+    }
+}
+
+/// What the aggregates need of a distinct event: `(event_duration bits, value bits)`.
+fn measurement(row: &EventRow) -> (u64, u64) {
+    (row.event.event_duration.to_bits(), row.event.value.to_bits())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_hash_is_pinned() {
+        // XXH3-64, seed 0: known vectors of the specification's reference implementation.
+        assert_eq!(stable_hash(""), 0x2d06800538d394c2);
+        assert_eq!(stable_hash("a"), 0xe6c632b61e964e1f);
+    }
+
+    #[test]
+    fn event_keys_are_equal_exactly_when_ids_are() {
+        let id = "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9c";
+        assert_eq!(EventKey::of(id), EventKey::of(&id.to_owned()));
+        assert!(matches!(EventKey::of(id), EventKey::Uuid(_)));
+        // Upper case, braces, a misplaced hyphen or another length are other ids.
+        for other in ["9B2C4E1A-7F3D-4C2B-8A1E-0D5F6E7A8B9C", "9b2c4e1a7-f3d-4c2b-8a1e-0d5f6e7a8b9c", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9", "x"] {
+            assert_eq!(EventKey::of(other), EventKey::Other(other.into()));
+            assert_ne!(EventKey::of(other), EventKey::of(id));
+        }
+        assert_ne!(EventKey::of(id), EventKey::of("9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9d"));
+        assert_eq!(EventKey::of("00000000-0000-0000-0000-000000000010"), EventKey::Uuid(16));
     }
 }

@@ -6,17 +6,19 @@
 //! ⌈0.95·n⌉ in ascending order). A row is final, and emitted, when the frontier passes the
 //! window's end; nothing is ever emitted for a window twice.
 //!
-//! Mechanics: a differential `reduce` keyed by `(minute, type)` over values
-//! `(duration bits, value bits)`, which differential presents sorted by duration (non-negative
-//! `f64`s order like their bit patterns). Each input is also retracted one minute after its
-//! window, so the arrangement forgets closed windows and memory does not grow with the stream;
+//! Mechanics: a differential `reduce` keyed by `(minute, type)` whose values are sorted runs
+//! of `(duration bits, value bits)` (see [`crate::runs`]): one per worker that kept events of
+//! the window, which the reduce merges into the window's whole multiset, sorted by duration
+//! (non-negative `f64`s order like their bit patterns). Each run is also retracted one minute
+//! after its window, so the arrangement forgets closed windows and memory does not grow with
+//! the stream;
 //! only the insertions' output (the `+1` updates at the window's own minute) is emitted, each
 //! row at that minute (so a live run names the window's file after it, reproducibly).
 
 use connectors::schema::{DeviceType, EventTime, MICROS_PER_MINUTE};
 use connectors::sink::WindowRow;
 
-use crate::pipeline::Measurement;
+use crate::runs::{merge, MinuteRun, Run};
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use std::collections::BTreeMap;
 
@@ -43,14 +45,17 @@ pub trait MinuteWindows<'s> {
     fn minute_windows(self) -> StreamVec<'s, u64, WindowRow>;
 }
 
-impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, Measurement> {
+impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, MinuteRun> {
     fn minute_windows(self) -> StreamVec<'s, u64, WindowRow> {
-        let keyed = self.map(|e| ((e.timestamp.minute(), e.device_type), (e.duration.to_bits(), e.value.to_bits())));
+        let keyed = self.map(|r| ((r.minute, r.device_type), r.values));
         keyed
             .clone()
             .concat(keyed.negate().delay(|m| m + 1))
-            .reduce_named("MinuteWindows", |_key: &(u64, DeviceType), vals: &[(&(u64, u64), isize)], out: &mut Vec<(Stats, isize)>| {
-                out.push((window_stats(vals), 1));
+            .reduce_named("MinuteWindows", |_key: &(u64, DeviceType), runs: &[(&Run<(u64, u64)>, isize)], out: &mut Vec<(Stats, isize)>| {
+                let vals = merge(runs.iter().map(|&(r, w)| (r, w as i64)));
+                if !vals.is_empty() {
+                    out.push((window_stats(&vals), 1));
+                }
             })
             .inner
             .unary(Pipeline, "StampWindows", |_cap, _info| {
@@ -83,16 +88,17 @@ impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, Measurement> {
     }
 }
 
-fn window_stats(vals: &[(&(u64, u64), isize)]) -> Stats {
+/// The statistics of a window's multiset of `(duration bits, value bits)`, sorted, with
+/// multiplicities.
+fn window_stats(vals: &[((u64, u64), i64)]) -> Stats {
     let mut count = 0i64;
     let (mut durations, mut values) = (Sum::default(), Sum::default());
-    for &(&(d, v), n) in vals {
-        let n = n as i64;
+    for &((d, v), n) in vals {
         count += n;
         durations.add_n(f64::from_bits(d), n);
         values.add_n(f64::from_bits(v), n);
     }
-    let sorted = vals.iter().map(|&(&(d, _), n)| (f64::from_bits(d), n as i64));
+    let sorted = vals.iter().map(|&((d, _), n)| (f64::from_bits(d), n));
     Stats {
         count,
         avg_duration: (durations.value() / count as f64).to_bits(),

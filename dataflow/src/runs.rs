@@ -1,0 +1,162 @@
+//! Sorted runs: what the aggregates receive instead of one differential update per event.
+//!
+//! A [`Run`] is a multiset of values held sorted ascending, each distinct value once with
+//! its multiplicity. Dedup hands the aggregates one run per (event-time minute, device
+//! type) per worker ([`MinuteRun`]); the window and daily operators feed runs, not events,
+//! to differential's `reduce`, which sees every run of a key and [`merge`]s them back into
+//! the one sorted multiset the statistics are defined on. The merged multiset, and so every
+//! statistic computed from it, does not depend on how the events were split into runs, which
+//! is what keeps the results bit-identical for any worker or process count.
+
+use connectors::schema::DeviceType;
+
+/// A sorted multiset: distinct values ascending, each with its multiplicity (≥ 1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Run<T>(pub Vec<(T, u64)>);
+
+impl<T: Ord + Copy> Run<T> {
+    /// The run of `values`, in any order (sorted here).
+    pub fn from_values(mut values: Vec<T>) -> Self {
+        values.sort_unstable();
+        let mut out: Vec<(T, u64)> = Vec::with_capacity(values.len());
+        for v in values {
+            match out.last_mut() {
+                Some((last, n)) if *last == v => *n += 1,
+                _ => out.push((v, 1)),
+            }
+        }
+        Run(out)
+    }
+
+    /// Number of values, with multiplicity.
+    pub fn len(&self) -> u64 {
+        self.0.iter().map(|&(_, n)| n).sum()
+    }
+
+    /// Whether the run holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The run of `f(value)` for every value; `f` must be monotone (non-decreasing), so the
+    /// result stays sorted: equal images are combined.
+    pub fn project<U: Ord + Copy>(&self, f: impl Fn(T) -> U) -> Run<U> {
+        let mut out: Vec<(U, u64)> = Vec::with_capacity(self.0.len());
+        for &(v, n) in &self.0 {
+            let u = f(v);
+            match out.last_mut() {
+                Some((last, m)) if *last == u => *m += n,
+                Some((last, _)) => {
+                    debug_assert!(*last < u, "project needs a monotone function");
+                    out.push((u, n))
+                }
+                None => out.push((u, n)),
+            }
+        }
+        Run(out)
+    }
+}
+
+/// The union of runs, each counted `weight` times (differential's multiplicity of the run),
+/// as one sorted sequence of distinct values with their total multiplicity; values whose
+/// total is not positive are left out. Runs are merged two at a time, always the two
+/// shortest, so a long run meets the short ones once, after they are merged among
+/// themselves: `O(n log k)` for `k` runs of `n` values in all.
+pub fn merge<'a, T: Ord + Copy + 'a>(runs: impl IntoIterator<Item = (&'a Run<T>, i64)>) -> Vec<(T, i64)> {
+    let mut parts: Vec<Vec<(T, i64)>> = runs.into_iter().map(|(r, w)| r.0.iter().map(|&(v, n)| (v, n as i64 * w)).collect()).collect();
+    // Longest first, so the two shortest are at the end.
+    parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    while parts.len() > 1 {
+        let (b, a) = (parts.pop().expect("two parts"), parts.pop().expect("two parts"));
+        let merged = merge_two(&a, &b);
+        let at = parts.partition_point(|p| p.len() >= merged.len());
+        parts.insert(at, merged);
+    }
+    let mut out = parts.pop().unwrap_or_default();
+    out.retain(|&(_, n)| n > 0);
+    out
+}
+
+/// Two sorted sequences of distinct values as one, multiplicities of equal values added.
+fn merge_two<T: Ord + Copy>(a: &[(T, i64)], b: &[(T, i64)]) -> Vec<(T, i64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push((a[i].0, a[i].1 + b[j].1));
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// The measurements of one event-time minute and device type that one worker kept after
+/// dedup: `(event_duration bits, value bits)` pairs. Non-negative `f64`s order like their bit
+/// patterns, so the run is sorted by duration.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct MinuteRun {
+    /// The event-time minute (minutes since the epoch).
+    pub minute: u64,
+    /// Device type.
+    pub device_type: DeviceType,
+    /// The measurements.
+    pub values: Run<(u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naive answer: every value repeated by its multiplicity and weight, sorted, counted.
+    fn naive(runs: &[(Vec<u64>, i64)]) -> Vec<(u64, i64)> {
+        let mut all: std::collections::BTreeMap<u64, i64> = Default::default();
+        for (values, w) in runs {
+            for v in values {
+                *all.entry(*v).or_default() += w;
+            }
+        }
+        all.into_iter().filter(|&(_, n)| n > 0).collect()
+    }
+
+    #[test]
+    fn merge_equals_a_naive_count_for_any_split() {
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % 50
+        };
+        for k in 0..6 {
+            let runs: Vec<(Vec<u64>, i64)> = (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), if i == 2 { 2 } else { 1 })).collect();
+            let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
+            assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "k = {k}");
+        }
+    }
+
+    #[test]
+    fn retracted_runs_cancel() {
+        let a = Run::from_values(vec![3u64, 1, 3]);
+        let b = Run::from_values(vec![3u64, 2]);
+        assert_eq!(merge([(&a, 1), (&b, 1), (&a, -1)]), vec![(2, 1), (3, 1)]);
+    }
+
+    #[test]
+    fn projection_combines_equal_images() {
+        let r = Run::from_values(vec![(1u64, 9u64), (1, 2), (2, 0), (1, 2)]);
+        assert_eq!(r.0, vec![((1, 2), 2), ((1, 9), 1), ((2, 0), 1)]);
+        assert_eq!(r.project(|(d, _)| d).0, vec![(1, 3), (2, 1)]);
+        assert_eq!(r.len(), 4);
+    }
+}
