@@ -11,8 +11,9 @@
 //! forgotten once the frontier passes `m + horizon`, so a copy at minute `m2` is a duplicate
 //! exactly when `m2 ≤ m + horizon` (and is kept as a new first copy otherwise). A later copy of a forgotten id could only be
 //! on time if its event time were more than the horizon after the first (a byte copy of it
-//! would be late and never reach dedup), so memory is bounded by the ids of the last
-//! `horizon` of event time, not by the length of the stream.
+//! would be late and never reach dedup), so memory is bounded by the ids of the last two
+//! horizons of event time (forgotten ids are swept out once per horizon), not by the length
+//! of the stream. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventKey`]).
 //!
 //! After a restart, a second input brings back the events committed before the checkpoint's
 //! frontier that this state depends on (see [`super::seed`]): each is an id already kept at
@@ -32,7 +33,8 @@ use connectors::schema::{DeviceType, EventTime, Position};
 use connectors::sink::EventRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
+use std::collections::hash_map::Entry;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -67,20 +69,17 @@ impl EventKey {
     /// The key of an id.
     pub fn of(id: &str) -> Self {
         let b = id.as_bytes();
-        if b.len() == 36 {
+        if b.len() == 36 && b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-' {
             let mut bits = 0u128;
             let mut canonical = true;
-            for (i, &c) in b.iter().enumerate() {
+            for &c in b[..8].iter().chain(&b[9..13]).chain(&b[14..18]).chain(&b[19..23]).chain(&b[24..]) {
                 let nibble = match c {
-                    b'-' if matches!(i, 8 | 13 | 18 | 23) => continue,
-                    b'0'..=b'9' if !matches!(i, 8 | 13 | 18 | 23) => c - b'0',
-                    b'a'..=b'f' if !matches!(i, 8 | 13 | 18 | 23) => c - b'a' + 10,
-                    _ => {
-                        canonical = false;
-                        break;
-                    }
+                    b'0'..=b'9' => c - b'0',
+                    b'a'..=b'f' => c - b'a' + 10,
+                    _ => 16,
                 };
-                bits = bits << 4 | nibble as u128;
+                canonical &= nibble < 16;
+                bits = bits << 4 | (nibble & 15) as u128;
             }
             if canonical {
                 return EventKey::Uuid(bits);
@@ -121,9 +120,10 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
             // Records waiting for the frontier to pass their minute, with capabilities for it,
             // and the seeds of that minute.
             let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
-            // Ids seen, and the minute after which each is forgotten.
-            let mut seen: FxHashSet<EventKey> = FxHashSet::default();
-            let mut retire: BTreeMap<u64, Vec<EventKey>> = BTreeMap::new();
+            // Ids kept, with the minute they were kept at; an entry older than the horizon
+            // counts as forgotten, and is removed by a sweep once per horizon.
+            let mut seen: FxHashMap<EventKey, u64> = FxHashMap::default();
+            let mut swept = 0u64;
             // The kept measurements of the minute being decided, per device type.
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
@@ -158,22 +158,19 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         break;
                     }
                     let ([rows_cap, measurements_cap], mut rows, seeds) = entry.remove();
-                    // Forget ids whose horizon ends before this minute, and only those, so
-                    // the outcome does not depend on how far the frontier jumped.
-                    while let Some(r) = retire.first_entry() {
-                        if *r.key() >= minute {
-                            break;
-                        }
-                        for key in r.remove() {
-                            seen.remove(&key);
-                        }
+                    // An id kept at minute `m` is remembered while `minute <= m + horizon`, and
+                    // only then, so the outcome does not depend on how far the frontier jumped;
+                    // forgotten entries are swept out once per horizon.
+                    let remembered = |kept: u64| minute <= kept + horizon_minutes;
+                    if minute > swept + horizon_minutes {
+                        seen.retain(|_, kept| remembered(*kept));
+                        swept = minute;
                     }
-                    let retiring = retire.entry(minute + horizon_minutes).or_default();
                     // Seeds were kept before the restart: remember them, never emit them as rows.
                     for (row, measure) in seeds {
-                        let key = EventKey::of(&row.event.event_id);
-                        if seen.insert(key.clone()) {
-                            retiring.push(key);
+                        let kept = seen.entry(EventKey::of(&row.event.event_id)).or_insert(minute);
+                        if !remembered(*kept) {
+                            *kept = minute;
                         }
                         if measure {
                             by_type[row.event.device_type as usize].push(measurement(&row));
@@ -186,13 +183,19 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        let key = EventKey::of(&rows[i].event.event_id);
-                        if seen.contains(&key) {
-                            duplicates += 1;
-                        } else {
-                            seen.insert(key.clone());
-                            retiring.push(key);
-                            keep[i] = true;
+                        match seen.entry(EventKey::of(&rows[i].event.event_id)) {
+                            Entry::Occupied(mut e) => {
+                                if remembered(*e.get()) {
+                                    duplicates += 1;
+                                } else {
+                                    e.insert(minute);
+                                    keep[i] = true;
+                                }
+                            }
+                            Entry::Vacant(e) => {
+                                e.insert(minute);
+                                keep[i] = true;
+                            }
                         }
                     }
                     for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
