@@ -168,7 +168,7 @@ const INTERN_CAPACITY: usize = 4096;
 const INTERN_MAX_LEN: usize = 64;
 
 thread_local! {
-    static INTERNED: std::cell::RefCell<std::collections::HashSet<&'static str>> = Default::default();
+    static INTERNED: std::cell::RefCell<rustc_hash::FxHashSet<&'static str>> = Default::default();
 }
 
 /// A `'static` copy of `s`, shared with every earlier equal string of this thread, or an

@@ -23,7 +23,8 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::errors::ParquetError;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::parse::{civil_from_days, RejectReason};
@@ -376,13 +377,24 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
     encode_parquet_batches(std::slice::from_ref(batch))
 }
 
+/// The columns of the tables whose values are (nearly) all distinct: written without a
+/// dictionary.
+const UNIQUE_COLUMNS: &[&str] = &["event_id", "timestamp", "event_duration", "value", "offset", "raw", "window_start", "window_end"];
+
 /// Encodes batches of one schema, in order, as one snappy-compressed Parquet file.
 pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, ParquetError> {
     let Some(first) = batches.first() else { return Err(ParquetError::General("no batch to encode".into())) };
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_created_by(concat!("iot-etl ", env!("CARGO_PKG_VERSION")).to_owned())
-        .build();
+        // Min/max per column chunk (what readers prune row groups by), not per page.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_created_by(concat!("iot-etl ", env!("CARGO_PKG_VERSION")).to_owned());
+    // Columns whose values are (nearly) all distinct gain nothing from a dictionary, which
+    // the writer would build and then abandon for every page.
+    for column in UNIQUE_COLUMNS {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    let props = props.build();
     let mut out = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut out, first.schema(), Some(props))?;
     for batch in batches {

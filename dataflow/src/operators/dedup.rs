@@ -128,6 +128,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
+            let mut keys: Vec<Option<EventKey>> = Vec::new();
             move |frontiers| {
                 let (frontier, seed_frontier) = (&frontiers[0], &frontiers[1]);
                 input.for_each(|cap, data| {
@@ -179,11 +180,13 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     // Decide in (event time, partition, offset) order; emit in any order.
                     order.clear();
                     order.extend(rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)));
+                    keys.clear();
+                    keys.extend(rows.iter().map(|r| Some(EventKey::of(&r.event.event_id))));
                     order.sort_unstable();
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        match seen.entry(EventKey::of(&rows[i].event.event_id)) {
+                        match seen.entry(keys[i].take().expect("each row is decided once")) {
                             Entry::Occupied(mut e) => {
                                 if remembered(*e.get()) {
                                     duplicates += 1;
