@@ -9,6 +9,7 @@ pub mod commit;
 pub mod daily_p95;
 pub mod dedup;
 pub mod lateness;
+pub mod prefetch;
 pub mod seed;
 pub mod sink;
 pub mod source;

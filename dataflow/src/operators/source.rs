@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source};
+use connectors::source::{PollStatus, Source};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
 use connectors::sink::{EventRow, LateRow, RejectedRow};
@@ -58,6 +58,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 use super::lateness::PartitionWatermark;
+use super::prefetch::{Next, ParsedBatch, Prefetcher};
 use super::validate::{classify, Classified};
 use crate::counters::Counters;
 
@@ -95,7 +96,7 @@ pub struct Resume {
 }
 
 struct Assigned {
-    reader: Box<dyn PartitionReader>,
+    reader: Prefetcher,
     watermark: PartitionWatermark,
     ended: bool,
     /// The largest time of a message read so far (resume points are reported when it grows).
@@ -125,14 +126,21 @@ pub fn partition_source<'s>(
     frontier: ProbeHandle<u64>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
+    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
+    let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
+    let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
+    let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        let _ = sync_activator.activate(); // fails only once the worker has shut down
+    });
     let open = {
-        let (source, bounded, lateness, resume) = (Arc::clone(&source), config.bounded, config.lateness_micros, Arc::clone(&config.resume));
+        let (source, config, waker) = (Arc::clone(&source), config.clone(), Arc::clone(&waker));
         move |p: u32| -> anyhow::Result<Assigned> {
-            let point = resume.points.get(&p).copied();
-            let reader = source.open(p, point.map(|r| r.offset), bounded)?;
+            let point = config.resume.points.get(&p).copied();
+            let reader = source.open(p, point.map(|r| r.offset), config.bounded)?;
             let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
             let start = point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
-            Ok(Assigned { reader, watermark: PartitionWatermark::resume(lateness, max_event), ended: false, max_minute: None, start: Some(start) })
+            let reader = Prefetcher::start(reader, config.batch_bytes, config.max_message_bytes, config.idle_poll, Arc::clone(&waker))?;
+            Ok(Assigned { reader, watermark: PartitionWatermark::resume(config.lateness_micros, max_event), ended: false, max_minute: None, start: Some(start) })
         }
     };
     let from_minute = config.resume.from_minute;
@@ -143,15 +151,6 @@ pub fn partition_source<'s>(
         if i % peers == index {
             assigned.push(open(p)?);
         }
-    }
-    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
-    let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
-    let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
-    let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-        let _ = sync_activator.activate(); // fails only once the worker has shut down
-    });
-    for a in assigned.iter_mut() {
-        a.reader.set_waker(Arc::clone(&waker));
     }
     let discovered = match config.discover_every {
         Some(every) if !config.bounded => Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop))),
@@ -168,11 +167,11 @@ pub fn partition_source<'s>(
     builder.build(move |capabilities| {
         // One capability per output, always at the same time.
         let mut capabilities = Some(capabilities);
-        let mut batch = MessageBatch::default();
         move |_frontiers| {
             let Some(caps) = capabilities.as_mut() else { return };
             if config.stop.load(Relaxed) {
                 capabilities = None;
+                assigned.clear(); // ends the reading threads
                 return;
             }
             if let Some(list) = discovered.as_ref().and_then(|d| d.lock().ok().and_then(|mut l| l.take())) {
@@ -187,8 +186,7 @@ pub fn partition_source<'s>(
                         continue;
                     }
                     match open(p) {
-                        Ok(mut a) => {
-                            a.reader.set_waker(Arc::clone(&waker));
+                        Ok(a) => {
                             tracing::info!(partition = p, worker = index, "reading a new partition");
                             assigned.push(a);
                             known.push(p);
@@ -222,21 +220,23 @@ pub fn partition_source<'s>(
                         continue;
                     }
                 }
-                batch.clear();
-                let status = match part.reader.poll(&mut batch, config.batch_bytes) {
-                    Ok(s) => s,
-                    Err(e) => panic!("source failed: {e}"),
+                let ParsedBatch { batch, parsed, status, .. } = match part.reader.next() {
+                    Next::Batch(b) => b,
+                    Next::Empty => {
+                        idle = true;
+                        continue;
+                    }
+                    Next::Failed(e) => panic!("source failed: {e}"),
                 };
                 match status {
-                    PollStatus::Data => more = true,
-                    PollStatus::Idle => idle = true,
+                    PollStatus::Data | PollStatus::Idle => more = true,
                     PollStatus::Ended => part.ended = true,
                 }
                 let (mut accepted, mut late, mut replayed) = (0, 0, 0);
                 // Every record's minute is at least the capabilities' (the least watermark).
-                for (pos, raw) in batch.iter() {
+                for ((pos, raw), parsed) in batch.iter().zip(parsed) {
                     let max_event_before = part.watermark.max_event_time();
-                    let mut classified = classify(pos, raw, &mut part.watermark, config.max_message_bytes);
+                    let mut classified = classify(pos, raw, parsed, &mut part.watermark);
                     if classified.minute() < floor {
                         classified = behind_frontier(classified, floor);
                     }

@@ -7,8 +7,8 @@
 //! accepted and goes on to dedup at its event-time minute. This is the order the design
 //! fixes: validate, then lateness, then dedup.
 
-use connectors::parse::parse_event;
-use connectors::schema::{EventTime, Position};
+use connectors::parse::RejectReason;
+use connectors::schema::{EventTime, OwnedEvent, Position};
 use connectors::sink::{EventRow, LateRow, RejectedRow};
 
 use super::lateness::{Lateness, PartitionWatermark};
@@ -36,9 +36,11 @@ impl Classified {
     }
 }
 
-/// Classifies one message of a partition and advances the partition's watermark.
-pub fn classify(position: Position, raw: &[u8], watermark: &mut PartitionWatermark, max_message_bytes: usize) -> Classified {
-    match parse_event(raw, max_message_bytes) {
+/// Classifies one message of a partition, given the outcome of parsing it
+/// ([`connectors::parse::parse_event`], done on the partition's reading thread), and
+/// advances the partition's watermark.
+pub fn classify(position: Position, raw: &[u8], parsed: Result<OwnedEvent, RejectReason>, watermark: &mut PartitionWatermark) -> Classified {
+    match parsed {
         Err(reason) => Classified::Rejected(RejectedRow {
             position,
             reason,
@@ -46,8 +48,8 @@ pub fn classify(position: Position, raw: &[u8], watermark: &mut PartitionWaterma
             filed_under: EventTime(watermark.watermark().map_or(0, |w| w.micros().max(0))),
         }),
         Ok(event) => match watermark.observe(event.timestamp) {
-            Lateness::OnTime => Classified::Accepted(EventRow { position, event: event.into_owned() }),
-            Lateness::Late(w) => Classified::Late(LateRow { position, event: event.into_owned(), watermark: w }),
+            Lateness::OnTime => Classified::Accepted(EventRow { position, event }),
+            Lateness::Late(w) => Classified::Late(LateRow { position, event, watermark: w }),
         },
     }
 }

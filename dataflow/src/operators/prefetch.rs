@@ -1,0 +1,142 @@
+//! Reading and parsing off the worker thread: one thread per partition that polls the
+//! partition's reader, parses every message ([`connectors::parse::parse_event`]) and hands
+//! the batches, in offset order, to the source operator through a short bounded queue.
+//!
+//! Why: parsing JSON is the largest single cost of a message, and partitions are assigned to
+//! workers statically (3 partitions on 2 workers give one worker two thirds of the parsing).
+//! On their own threads the parsers run wherever a core is free, and reading a file or
+//! waiting on the broker never blocks a worker. What the operator does with a message
+//! (watermark, lateness, dedup) stays on the worker, in offset order, so nothing computed
+//! depends on this thread's timing.
+//!
+//! Flow: the thread polls, parses and sends a [`ParsedBatch`], then wakes the operator
+//! through its activator. The queue holds [`QUEUE_BATCHES`] batches: when the operator does
+//! not take them (flow control throttles the partition), the thread waits. An idle partition
+//! (nothing to read now) parks the thread until the reader's waker or `idle_poll` passes.
+//! The thread ends after the reader ends (bounded mode), after a read error (which it hands
+//! to the operator), or once the [`Prefetcher`] is dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use connectors::parse::{parse_event, RejectReason};
+use connectors::schema::OwnedEvent;
+use connectors::source::{MessageBatch, PartitionReader, PollStatus, SourceError};
+
+/// Batches a partition's thread may have read ahead of the operator.
+pub const QUEUE_BATCHES: usize = 2;
+
+/// A batch of messages, each parsed.
+pub struct ParsedBatch {
+    /// The raw messages (kept for rejected rows and byte counts).
+    pub batch: MessageBatch,
+    /// For each message, in order: the event, or why it is rejected.
+    pub parsed: Vec<Result<OwnedEvent, RejectReason>>,
+    /// What the poll that read the batch said.
+    pub status: PollStatus,
+    /// The reader's position after the batch: the offset of the next message.
+    pub position: u64,
+    /// The reader's lag after the batch, if it knows.
+    pub lag: Option<u64>,
+}
+
+/// The operator's end of a partition's reading thread.
+pub struct Prefetcher {
+    partition: u32,
+    queue: Receiver<Result<ParsedBatch, SourceError>>,
+    position: u64,
+    lag: Option<u64>,
+    closed: Arc<AtomicBool>,
+    thread: std::thread::Thread,
+}
+
+/// What [`Prefetcher::next`] found.
+pub enum Next {
+    /// A batch.
+    Batch(ParsedBatch),
+    /// Nothing yet; the operator is woken when a batch is queued.
+    Empty,
+    /// The reader failed (the message says how); the partition cannot go on.
+    Failed(String),
+}
+
+impl Prefetcher {
+    /// Starts the thread that reads `reader` in batches of about `batch_bytes`, parsing
+    /// messages larger than `max_message_bytes` as oversize; `wake` activates the operator.
+    pub fn start(mut reader: Box<dyn PartitionReader>, batch_bytes: usize, max_message_bytes: usize, idle_poll: Duration, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        let (partition, position) = (reader.partition(), reader.position());
+        let (sender, queue) = sync_channel(QUEUE_BATCHES);
+        let closed = Arc::new(AtomicBool::new(false));
+        let thread_closed = Arc::clone(&closed);
+        let handle = std::thread::Builder::new().name(format!("read-p{partition}")).spawn(move || {
+            let me = std::thread::current();
+            reader.set_waker(Arc::new(move || me.unpark()));
+            loop {
+                if thread_closed.load(Relaxed) {
+                    return;
+                }
+                let mut batch = MessageBatch::default();
+                let status = match reader.poll(&mut batch, batch_bytes) {
+                    Ok(status) => status,
+                    Err(e) => {
+                        let _ = sender.send(Err(e));
+                        wake();
+                        return;
+                    }
+                };
+                if batch.is_empty() && status == PollStatus::Idle {
+                    std::thread::park_timeout(idle_poll);
+                    continue;
+                }
+                let parsed = batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| e.into_owned())).collect();
+                let out = ParsedBatch { batch, parsed, status, position: reader.position(), lag: reader.lag() };
+                if sender.send(Ok(out)).is_err() {
+                    return; // the operator is gone
+                }
+                wake();
+                if status == PollStatus::Ended {
+                    return;
+                }
+            }
+        })?;
+        Ok(Prefetcher { partition, queue, position, lag: None, closed, thread: handle.thread().clone() })
+    }
+
+    /// The partition read.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The offset of the next message the operator will receive.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The reader's lag as of the last batch received, if it knows.
+    pub fn lag(&self) -> Option<u64> {
+        self.lag
+    }
+
+    /// The next batch, if one is queued.
+    pub fn next(&mut self) -> Next {
+        match self.queue.try_recv() {
+            Ok(Ok(batch)) => {
+                self.position = batch.position;
+                self.lag = batch.lag;
+                Next::Batch(batch)
+            }
+            Ok(Err(e)) => Next::Failed(format!("cannot read partition {}: {e}", self.partition)),
+            Err(TryRecvError::Empty) => Next::Empty,
+            Err(TryRecvError::Disconnected) => Next::Failed(format!("the reading thread of partition {} ended before its partition", self.partition)),
+        }
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        self.closed.store(true, Relaxed);
+        self.thread.unpark();
+    }
+}
