@@ -47,14 +47,17 @@ use crate::runs::{MinuteRun, Run};
 
 use super::seed::Seed;
 
-/// An accepted event with the key dedup knows its id by (computed where the message is
-/// parsed, while its bytes are in cache).
-pub type KeyedRow = (EventKey, EventRow);
+/// A stable hash of a string, the same in every process and build (used to route records):
+/// XXH3-64 with seed 0, whose algorithm is fixed by its specification (unlike
+/// `DefaultHasher`, which may change between Rust releases).
+pub fn stable_hash(s: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
 
 /// An event id as dedup remembers it: a canonical UUID (36 characters, lowercase hex digits
 /// and hyphens at 8-4-4-4-12) as its 128 bits, any other id as its text. Two ids are equal
 /// exactly when their texts are: the 128 bits spell a canonical UUID one way only.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EventKey {
     /// A canonical UUID.
     Uuid(u128),
@@ -84,17 +87,6 @@ impl EventKey {
         }
         EventKey::Other(id.into())
     }
-
-    /// The hash that routes the key to its worker, the same in every process and build:
-    /// XXH3-64 (seed 0, an algorithm fixed by its specification, unlike `DefaultHasher`,
-    /// which may change between Rust releases) of the UUID's 16 bytes (little-endian) or of
-    /// the id's text.
-    pub fn route(&self) -> u64 {
-        match self {
-            EventKey::Uuid(bits) => xxhash_rust::xxh3::xxh3_64(&bits.to_le_bytes()),
-            EventKey::Other(text) => xxhash_rust::xxh3::xxh3_64(text.as_bytes()),
-        }
-    }
 }
 
 /// What dedup produces: each distinct event once, as a table row and as a measurement.
@@ -114,12 +106,12 @@ pub trait DedupByEventId<'s> {
     fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s>;
 }
 
-impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
+impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
     fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
-        let exchange = Exchange::new(|((key, _), _, _): &(KeyedRow, u64, isize)| key.route());
+        let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| stable_hash(&row.event.event_id));
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
         let mut input = builder.new_input(self.inner, exchange);
-        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| EventKey::of(&row.event.event_id).route()));
+        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| stable_hash(&row.event.event_id)));
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
@@ -127,7 +119,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
         builder.build(move |_capabilities| {
             // Records waiting for the frontier to pass their minute, with capabilities for it,
             // and the seeds of that minute.
-            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<KeyedRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
+            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
             // Ids kept, with the minute they were kept at; an entry older than the horizon
             // counts as forgotten, and is removed by a sweep once per horizon.
             let mut seen: FxHashMap<EventKey, u64> = FxHashMap::default();
@@ -136,6 +128,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
+            let mut keys: Vec<Option<EventKey>> = Vec::new();
             move |frontiers| {
                 let (frontier, seed_frontier) = (&frontiers[0], &frontiers[1]);
                 input.for_each(|cap, data| {
@@ -186,12 +179,14 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
                     }
                     // Decide in (event time, partition, offset) order; emit in any order.
                     order.clear();
-                    order.extend(rows.iter().enumerate().map(|(i, (_, r))| (r.event.timestamp, r.position, i)));
+                    order.extend(rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)));
+                    keys.clear();
+                    keys.extend(rows.iter().map(|r| Some(EventKey::of(&r.event.event_id))));
                     order.sort_unstable();
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        match seen.entry(rows[i].0.clone()) {
+                        match seen.entry(keys[i].take().expect("each row is decided once")) {
                             Entry::Occupied(mut e) => {
                                 if remembered(*e.get()) {
                                     duplicates += 1;
@@ -206,7 +201,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
                             }
                         }
                     }
-                    for ((_, row), _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
+                    for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
                         by_type[row.event.device_type as usize].push(measurement(row));
                     }
                     let mut measurements = measurements_out.session(&measurements_cap);
@@ -218,7 +213,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, KeyedRow> {
                     }
                     drop(measurements);
                     let mut session = rows_out.session(&rows_cap);
-                    session.give_iterator(rows.drain(..).zip(keep.iter()).filter(|(_, k)| **k).map(|((_, r), _)| r));
+                    session.give_iterator(rows.drain(..).zip(keep.iter()).filter(|(_, k)| **k).map(|(r, _)| r));
                 }
                 counters.duplicates.fetch_add(duplicates, Relaxed);
             }
@@ -239,11 +234,8 @@ mod tests {
     #[test]
     fn routing_hash_is_pinned() {
         // XXH3-64, seed 0: known vectors of the specification's reference implementation.
-        assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2d06800538d394c2);
-        assert_eq!(xxhash_rust::xxh3::xxh3_64(b"a"), 0xe6c632b61e964e1f);
-        assert_eq!(EventKey::Other("a".into()).route(), 0xe6c632b61e964e1f);
-        let bits = 0x9b2c4e1a_7f3d_4c2b_8a1e_0d5f6e7a8b9c_u128;
-        assert_eq!(EventKey::of("9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9c").route(), xxhash_rust::xxh3::xxh3_64(&bits.to_le_bytes()));
+        assert_eq!(stable_hash(""), 0x2d06800538d394c2);
+        assert_eq!(stable_hash("a"), 0xe6c632b61e964e1f);
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! Reading and parsing off the worker thread: one thread per partition that polls the
-//! partition's reader, parses every message ([`connectors::parse::parse_event`]), computes
-//! each event's dedup key ([`super::dedup::EventKey`]) and hands
+//! partition's reader, parses every message ([`connectors::parse::parse_event`]) and hands
 //! the batches, in offset order, to the source operator through a short bounded queue.
 //!
 //! Why: parsing JSON is the largest single cost of a message, and partitions are assigned to
@@ -26,8 +25,6 @@ use connectors::parse::{parse_event, RejectReason};
 use connectors::schema::OwnedEvent;
 use connectors::source::{MessageBatch, PartitionReader, PollStatus, SourceError};
 
-use super::dedup::EventKey;
-
 /// Batches a partition's thread may have read ahead of the operator.
 pub const QUEUE_BATCHES: usize = 2;
 
@@ -35,8 +32,8 @@ pub const QUEUE_BATCHES: usize = 2;
 pub struct ParsedBatch {
     /// The raw messages (kept for rejected rows and byte counts).
     pub batch: MessageBatch,
-    /// For each message, in order: the event with its dedup key, or why it is rejected.
-    pub parsed: Vec<Result<(EventKey, OwnedEvent), RejectReason>>,
+    /// For each message, in order: the event, or why it is rejected.
+    pub parsed: Vec<Result<OwnedEvent, RejectReason>>,
     /// What the poll that read the batch said.
     pub status: PollStatus,
     /// The reader's position after the batch: the offset of the next message.
@@ -93,7 +90,7 @@ impl Prefetcher {
                     std::thread::park_timeout(idle_poll);
                     continue;
                 }
-                let parsed = batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| (EventKey::of(&e.event_id), e.into_owned()))).collect();
+                let parsed = batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| e.into_owned())).collect();
                 let out = ParsedBatch { batch, parsed, status, position: reader.position(), lag: reader.lag() };
                 if sender.send(Ok(out)).is_err() {
                     return; // the operator is gone

@@ -51,13 +51,12 @@ use std::time::Duration;
 use connectors::source::{PollStatus, Source};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
-use connectors::sink::{LateRow, RejectedRow};
+use connectors::sink::{EventRow, LateRow, RejectedRow};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
-use super::dedup::KeyedRow;
 use super::lateness::PartitionWatermark;
 use super::prefetch::{Next, ParsedBatch, Prefetcher};
 use super::validate::{classify, Classified};
@@ -109,7 +108,7 @@ struct Assigned {
 /// The three streams the source produces.
 pub struct SourceStreams<'s> {
     /// Valid, on-time events as collection updates `(row, event minute, +1)`.
-    pub accepted: StreamVec<'s, u64, (KeyedRow, u64, isize)>,
+    pub accepted: StreamVec<'s, u64, (EventRow, u64, isize)>,
     /// Late events.
     pub late: StreamVec<'s, u64, LateRow>,
     /// Rejected messages.
@@ -161,7 +160,7 @@ pub fn partition_source<'s>(
     let (late_out, late) = builder.new_output();
     let (rejected_out, rejected) = builder.new_output();
     let (points_out, resume_points) = builder.new_output();
-    let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(KeyedRow, u64, isize)>>>::from(accepted_out);
+    let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
     let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
     let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
@@ -237,10 +236,6 @@ pub fn partition_source<'s>(
                 // Every record's minute is at least the capabilities' (the least watermark).
                 for ((pos, raw), parsed) in batch.iter().zip(parsed) {
                     let max_event_before = part.watermark.max_event_time();
-                    let (key, parsed) = match parsed {
-                        Ok((key, event)) => (Some(key), Ok(event)),
-                        Err(reason) => (None, Err(reason)),
-                    };
                     let mut classified = classify(pos, raw, parsed, &mut part.watermark);
                     if classified.minute() < floor {
                         classified = behind_frontier(classified, floor);
@@ -258,7 +253,7 @@ pub fn partition_source<'s>(
                     match classified {
                         Classified::Accepted(row) => {
                             accepted += 1;
-                            accepted_session.give(((key.expect("an accepted message parsed"), row), minute, 1isize));
+                            accepted_session.give((row, minute, 1isize));
                         }
                         Classified::Late(row) => {
                             late += 1;
