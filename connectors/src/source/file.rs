@@ -110,8 +110,10 @@ impl PartitionReader for FileReader {
                     return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
                 }
             }
-            let n = self.reader.read_until(b'\n', &mut self.line).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
-            if n == 0 || self.line.last() != Some(&b'\n') {
+            // Lines are copied once, from the read buffer into the batch; only a line that
+            // straddles two reads goes through `self.line`.
+            let buf = self.reader.fill_buf().map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            if buf.is_empty() {
                 // End of what is written so far: keep the partial line for later.
                 if self.limit.is_some() && self.line.is_empty() {
                     return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
@@ -124,9 +126,23 @@ impl PartitionReader for FileReader {
                 }
                 return Ok(if read_any { PollStatus::Data } else { PollStatus::Idle });
             }
-            self.consumed += self.line.len() as u64;
-            out.push(Position { partition: self.partition, offset: self.offset }, &self.line[..self.line.len() - 1]);
-            self.line.clear();
+            let position = Position { partition: self.partition, offset: self.offset };
+            let Some(end) = memchr::memchr(b'\n', buf) else {
+                let n = buf.len();
+                self.line.extend_from_slice(buf);
+                self.reader.consume(n);
+                continue;
+            };
+            let carried = self.line.len();
+            if carried == 0 {
+                out.push(position, &buf[..end]);
+            } else {
+                self.line.extend_from_slice(&buf[..end]);
+                out.push(position, &self.line);
+                self.line.clear();
+            }
+            self.reader.consume(end + 1);
+            self.consumed += (carried + end + 1) as u64;
             self.offset += 1;
             read_any = true;
         }
