@@ -21,15 +21,45 @@ use dataflow::embedded;
 use dataflow::pipeline::{run, PipelineConfig};
 
 fn main() {
+    // Logs never stop the engine: a closed stderr (a pipe whose reader went away) loses the
+    // lines, nothing else (`log_internal_errors(false)`: the subscriber would otherwise
+    // report the failed write on the same closed stderr, which panics). Colour only on a
+    // terminal.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .init();
+    exit_on_panic();
     let args = Args::parse();
     if let Err(e) = main_with(args) {
-        eprintln!("error: {e:#}");
+        say(format_args!("error: {e:#}\n"));
         std::process::exit(1);
     }
+}
+
+/// Writes to stderr, ignoring a closed stderr (unlike `eprintln!`, which panics).
+fn say(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_fmt(message);
+}
+
+/// A panic on any thread (a worker, a reading thread, the committer) ends the whole process
+/// at once with exit code 101 and a message naming the thread: the other workers would
+/// otherwise wait forever for the failed one, and a pod would look alive while doing
+/// nothing. Nothing is lost: the next start recovers from the last commit.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        let thread = std::thread::current();
+        say(format_args!(
+            "error: thread '{}' failed; the engine stops (exit code 101) and the next start resumes from the last commit\n",
+            thread.name().unwrap_or("unnamed")
+        ));
+        std::process::exit(101);
+    }));
 }
 
 fn main_with(args: Args) -> anyhow::Result<()> {
@@ -148,7 +178,10 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         }
     }
     let summary = result?;
-    println!("{summary}");
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "{summary}"); // a closed stdout loses the summary only
+    }
     Ok(())
 }
 
@@ -170,10 +203,10 @@ fn kafka_config(args: &Args, brokers: String) -> KafkaConfig {
 fn install_ctrlc(bounded: bool, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     ctrlc::set_handler(move || {
         if bounded || stop.swap(true, Relaxed) {
-            eprintln!("\ninterrupted");
+            say(format_args!("\ninterrupted\n"));
             std::process::exit(130);
         }
-        eprintln!("\nstopping: writing what is complete (Ctrl-C again to abort)");
+        say(format_args!("\nstopping: writing what is complete (Ctrl-C again to abort)\n"));
     })
     .context("cannot install the Ctrl-C handler")
 }
@@ -190,7 +223,7 @@ fn spawn_progress(counters: Arc<Counters>, done: Arc<AtomicBool>) -> std::thread
             let wm = if wm == i64::MIN { "-".to_owned() } else { connectors::schema::EventTime(wm).to_string() };
             let rows = &counters.rows_written;
             let lag = counters.partition_lag.lock().map(|l| l.values().sum::<u64>()).unwrap_or(0);
-            eprint!(
+            say(format_args!(
                 "\r{read} lines ({:.0}/s)  lag {lag}  rejected {}  late {}  duplicates {}  watermark {wm}  windows {}  days {}   ",
                 read as f64 / secs,
                 counters.rejected_total(),
@@ -198,8 +231,8 @@ fn spawn_progress(counters: Arc<Counters>, done: Arc<AtomicBool>) -> std::thread
                 counters.duplicates.load(Relaxed),
                 rows[1].load(Relaxed),
                 rows[2].load(Relaxed),
-            );
+            ));
         }
-        eprintln!();
+        say(format_args!("\n"));
     })
 }

@@ -1,0 +1,77 @@
+//! A failure never leaves the engine hanging, and logging never stops it.
+//!
+//! - A closed log pipe (`dataflow … 2>&1 | head`): the run goes on to the end and exits 0 with
+//!   every table written; a lost log line is not a reason to stop.
+//! - A worker that fails mid-run (here: the folder of the second hour of the `events` table
+//!   cannot be created because a file has its name, so the sink's write fails on whichever
+//!   worker owns that hour, after the first hour was written) ends the
+//!   whole process promptly with a non-zero exit code and a message naming the failure,
+//!   under 1 and 2 workers.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn engine(input: &Path, output: &Path, workers: usize) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dataflow"));
+    c.arg("--input").arg(input).arg("--output").arg(output);
+    c.args(["--bounded", "-w", &workers.to_string(), "--metrics-addr", "127.0.0.1:0", "--progress", "never"]);
+    c
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
+fn wait_at_most(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: the engine was still running after {limit:?} (a hang)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_closed_log_pipe_does_not_stop_the_run() {
+    let input = tempfile::tempdir().unwrap();
+    common::generate_mixed(input.path(), 5, 2.0, 2 * 86_400 * 2, "2025-11-03T00:00:00Z");
+    for workers in [1, 2] {
+        let output = tempfile::tempdir().unwrap();
+        // Provisional daily values are logged as the run goes: many lines after the first.
+        let mut child = engine(input.path(), output.path(), workers).arg("--show-provisional").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let mut first = [0u8; 64];
+        stderr.read_exact(&mut first).unwrap();
+        drop(stderr); // the reader goes away, as `| head` does
+        let status = wait_at_most(&mut child, Duration::from_secs(120), "closed log pipe");
+        assert!(status.success(), "-w {workers}: a closed stderr ended the run: {status}");
+        let days = common::read_table(output.path(), "daily_p95");
+        assert_eq!(days.len(), 2 * 5, "-w {workers}: every day and type written after the pipe closed");
+    }
+}
+
+#[test]
+fn a_failed_worker_ends_the_process() {
+    let input = tempfile::tempdir().unwrap();
+    common::generate_mixed(input.path(), 6, 2.0, 3 * 3600 * 2, "2025-11-03T00:00:00Z");
+    for workers in [1, 2] {
+        let output = tempfile::tempdir().unwrap();
+        let hour = output.path().join("events/year=2025/month=11/day=03");
+        std::fs::create_dir_all(&hour).unwrap();
+        std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
+        let mut child = engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let status = wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
+        let mut log = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+        assert_eq!(status.code(), Some(101), "-w {workers}: a failed worker must end the process with 101; log:\n{log}");
+        assert!(log.contains("events/"), "-w {workers}: the message names what failed; log:\n{log}");
+        assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
+    }
+}
