@@ -118,6 +118,9 @@ fi
 
 step "metric names"
 python3 monitoring/metric_names.py declared "${METRICS_RS[@]}" >"$work/declared" || fail "reading ${METRICS_RS[*]}"
+# An empty list would make every name below look undeclared, or (if the dashboard's list is
+# empty too) let everything pass: a crash or a parser that finds nothing is a failure.
+[ -s "$work/declared" ] || fail "no metric name read from ${METRICS_RS[*]}"
 cp "$work/declared" "$work/known"
 for entry in "${TO_BE_ADDED[@]}"; do
   read -r name kind <<<"$entry"
@@ -129,9 +132,11 @@ for entry in "${TO_BE_ADDED[@]}"; do
 done
 printf '%s\n' "${PROMETHEUS_SERIES[@]}" >>"$work/known"
 sort -u -o "$work/known" "$work/known"
-python3 monitoring/metric_names.py used "$work/dashboard.exprs" >"$work/dashboard.names"
+python3 monitoring/metric_names.py used "$work/dashboard.exprs" >"$work/dashboard.names" || fail "reading the metric names of the dashboard queries"
+[ -s "$work/dashboard.names" ] || fail "no metric name read from the dashboard queries"
 if [ -s "$work/alerts.exprs" ]; then
-  python3 monitoring/metric_names.py used "$work/alerts.exprs" >"$work/alerts.names"
+  python3 monitoring/metric_names.py used "$work/alerts.exprs" >"$work/alerts.names" || fail "reading the metric names of the alert expressions"
+  [ -s "$work/alerts.names" ] || fail "no metric name read from the alert expressions"
 else
   fail "no alert expressions to check (Prometheus did not load monitoring/alerts.yml)"
   : >"$work/alerts.names"
@@ -146,7 +151,7 @@ for what in dashboard alerts; do
 done
 # Warning only. A histogram counts as shown when any of its series is (panels use NAME_bucket).
 base() { sed -E 's/_(bucket|sum|count)$//' | sort -u; }
-python3 monitoring/metric_names.py declared dataflow/src/metrics.rs | base >"$work/engine.bases"
+python3 monitoring/metric_names.py declared dataflow/src/metrics.rs | base >"$work/engine.bases" || fail "reading dataflow/src/metrics.rs"
 unshown=$(comm -23 "$work/engine.bases" <(base <"$work/dashboard.names"))
 if [ -n "$unshown" ]; then
   echo "WARNING: engine metrics of dataflow/src/metrics.rs that no dashboard panel shows: $(echo $unshown)" >&2

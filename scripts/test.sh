@@ -17,7 +17,8 @@ cargo build --workspace --release --locked
 # The Dockerfile's build stage, run directly (there is no Docker engine in CI).
 scripts/docker-build.sh target/docker-out
 for bin in dataflow producer analytics; do target/docker-out/$bin --help >/dev/null; done
-cargo test --workspace --locked "$@"
+# The tests share the release profile with the binaries above (one compile, not two).
+cargo test --workspace --release --locked "$@"
 # End-to-end, against real servers the scripts install and start on loopback.
 scripts/monitoring-check.sh        # promtool check config/rules/test rules, Prometheus loads every panel query
 tests/e2e/kafka.sh                 # Kafka source vs file source on a real broker (tansu), -w 2, -n 2, broker restart

@@ -145,7 +145,8 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                                     }
                                 }
                                 if log_provisional {
-                                    tracing::info!(date = day, device_type = %ty, as_of_minute = time, event_count = row.event_count,
+                                    let as_of = connectors::schema::EventTime((time as i64 + 1) * connectors::schema::MICROS_PER_MINUTE);
+                                    tracing::info!(date = %date_string(day), device_type = %ty, %as_of, event_count = row.event_count,
                                         p95_duration = row.p95_duration, mean_duration = row.mean_duration, "daily p95 provisional");
                                 }
                             }
@@ -160,17 +161,25 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                         let (cap, types) = entry.remove();
                         let mut session = output.session(&cap);
                         for (ty, updates) in types {
-                            for (stats, diff) in updates {
-                                debug_assert_eq!(diff, 1, "one final value per day and type");
-                                if diff > 0 {
-                                    session.give(to_row(day, ty, &stats));
-                                }
+                            // One final value per day and type; anything else is a bug that
+                            // would write duplicate or missing rows: stop (the process exits
+                            // and a restart recomputes the day) instead of writing it.
+                            let finals: isize = updates.iter().map(|(_, d)| *d).sum();
+                            if finals != 1 || updates.len() != 1 {
+                                panic!("daily_p95 for {} and {ty}: {} final values with total weight {finals}, where one is expected; nothing is written for the day", date_string(day), updates.len());
                             }
+                            session.give(to_row(day, ty, &updates[0].0));
                         }
                     }
                 }
             })
     }
+}
+
+/// A day (days since 1970-01-01) as `YYYY-MM-DD`.
+fn date_string(day: i32) -> String {
+    let (y, m, d) = connectors::parse::civil_from_days(day as i64);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn to_row(date: i32, device_type: DeviceType, s: &DailyStats) -> DailyRow {
