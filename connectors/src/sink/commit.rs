@@ -53,6 +53,19 @@
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
 //! a duplicate, or a file of an uncommitted epoch.
 //!
+//! **Durability** (a power loss, not only a crash). On a local folder a write or a rename is
+//! durable only once the file's data and the folder's entry are synced (`LocalStore` does
+//! both before it returns); an object store's completed request is durable. What each sync
+//! protects:
+//! - the pending file's data and name (step 1), before the record that lists it: otherwise a
+//!   record could survive whose pending file did not, and recovery could not roll it forward;
+//! - the record's data and name (step 2), before the first rename: otherwise the renamed files
+//!   could survive while the record that commits them vanished, and a restart would recompute
+//!   and skip nothing, leaving visible files no record names;
+//! - each rename's target folder (step 3), before the next record: so the names a record
+//!   published are in place when a later record assumes them;
+//! - a newly created folder's entry in its parent, with the first file in it.
+//!
 //! Versions: this build writes version 2 and reads 1 and 2. A version-1 record has no resume
 //! points; the engine then replays every partition from its start (what version 1 did). Any
 //! other version is an error naming the record.

@@ -81,11 +81,41 @@ impl LocalStore {
     }
 }
 
+/// Makes the entries of `dir` (names created, renamed or removed in it) survive a power loss.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Io { action: "sync folder", path: dir.to_path_buf(), source })
+}
+
+/// Creates `dir` and its missing ancestors so that they survive a power loss: the folder
+/// holding each newly created one is synced (a file synced into a folder whose own entry is
+/// lost would be lost with it).
+fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()).filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        missing.push(parent);
+    }
+    fs::create_dir_all(dir).map_err(|source| StoreError::Io { action: "create folder", path: dir.to_path_buf(), source })?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// On a local filesystem a name is durable only once its folder is synced: `put` syncs the
+/// file's data and then its folder, and `rename` the target's folder (and the source's, when
+/// it differs), so what the commit protocol has been told is written survives a power loss,
+/// not only a crash (see `super::commit`, "Durability"). Deletes are not synced: a file
+/// whose delete is lost is an uncommitted leftover that the next start removes.
 impl TableStore for LocalStore {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let target = self.root.join(path);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|source| StoreError::Io { action: "create folder", path: dir.clone(), source })?;
+        create_dir_durably(&dir)?;
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!("_{name}.inprogress"));
         let io = |action, path: &Path| {
@@ -96,7 +126,7 @@ impl TableStore for LocalStore {
         file.write_all(bytes).map_err(io("write", &temp))?;
         file.sync_data().map_err(io("sync", &temp))?;
         fs::rename(&temp, &target).map_err(io("rename into place", &target))?;
-        Ok(())
+        sync_dir(&dir)
     }
 
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -110,10 +140,14 @@ impl TableStore for LocalStore {
 
     fn rename(&self, from: &str, to: &str) -> Result<(), StoreError> {
         let (f, t) = (self.root.join(from), self.root.join(to));
-        if let Some(dir) = t.parent() {
-            fs::create_dir_all(dir).map_err(|source| StoreError::Io { action: "create folder", path: dir.to_path_buf(), source })?;
+        let target_dir = t.parent().unwrap_or(&self.root).to_path_buf();
+        create_dir_durably(&target_dir)?;
+        fs::rename(&f, &t).map_err(|source| StoreError::Io { action: "rename", path: f.clone(), source })?;
+        sync_dir(&target_dir)?;
+        match f.parent() {
+            Some(source_dir) if source_dir != target_dir => sync_dir(source_dir),
+            _ => Ok(()),
         }
-        fs::rename(&f, &t).map_err(|source| StoreError::Io { action: "rename", path: f, source })
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
