@@ -128,8 +128,10 @@ fn sigkill_at_ten_random_instants_loses_and_duplicates_nothing_with_two_workers(
     crash_and_recover(2);
 }
 
-/// Epoch sizing: with a long `--commit-interval` a bounded run commits twice (at the first
-/// frontier advance and at the end); with `--commit-max-mb 1` as well, every epoch between
+/// Epoch sizing: with a long `--commit-interval` a bounded run commits at most twice (at the
+/// first frontier advance that completes files, and at the end: how many files the first
+/// holds depends on processing time, so only the bound is asserted, and that the end commits
+/// everything); with `--commit-max-mb 1` as well, every epoch between
 /// those two holds at least 1 MB of files. The tables are the same either way.
 #[test]
 fn epochs_are_sized_by_interval_or_megabytes() {
@@ -146,7 +148,9 @@ fn epochs_are_sized_by_interval_or_megabytes() {
         let out = engine(&input, output, 2).args(["--commit-interval", "1h"]).args(extra).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(records(&by_time).len(), 2, "{:?}", records(&by_time).iter().map(|r| r.files.len()).collect::<Vec<_>>());
+    let timed = records(&by_time);
+    assert!((1..=2).contains(&timed.len()), "{} epochs in an hour-long interval: {:?}", timed.len(), timed.iter().map(|r| r.files.len()).collect::<Vec<_>>());
+    assert_eq!(timed.last().unwrap().frontier_minute, None, "the last epoch commits everything");
     let sized = records(&by_size);
     assert!(sized.len() >= 3, "{} epochs", sized.len());
     for r in &sized[1..sized.len() - 1] {

@@ -45,22 +45,34 @@ fn producer_data_matches_the_reference_and_every_worker_and_process_count_agrees
         assert_tables_eq(&out, &expected);
     }
 
-    // Two processes of the real binary, two workers each, on loopback.
-    let hosts = dir.path().join("hosts.txt");
-    std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+    // Two processes of the real binary, two workers each, on loopback. Timely's host file
+    // needs the ports before the processes start, so a port is found free and released
+    // first; another program may take it in between, so a run whose process cannot bind
+    // its port is tried again, with new ports and a fresh output (at most three times).
     let out = dir.path().join("n2");
-    let children: Vec<_> = (0..2)
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_dataflow"))
-                .args(["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--bounded"])
-                .args(["-w", "2", "-n", "2", "-p", &p.to_string(), "-h", hosts.to_str().unwrap(), "--progress", "never"])
-                .args(["--metrics-addr", "127.0.0.1:0"])
-                .spawn()
-                .expect("start dataflow")
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success(), "a dataflow process failed");
+    for attempt in 1..=3 {
+        let _ = std::fs::remove_dir_all(&out);
+        let hosts = dir.path().join("hosts.txt");
+        std::fs::write(&hosts, format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port())).unwrap();
+        let children: Vec<_> = (0..2)
+            .map(|p| {
+                Command::new(env!("CARGO_BIN_EXE_dataflow"))
+                    .args(["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--bounded"])
+                    .args(["-w", "2", "-n", "2", "-p", &p.to_string(), "-h", hosts.to_str().unwrap(), "--progress", "never"])
+                    .args(["--metrics-addr", "127.0.0.1:0"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start dataflow")
+            })
+            .collect();
+        let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+        if outputs.iter().all(|o| o.status.success()) {
+            break;
+        }
+        let logs: String = outputs.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+        let taken = logs.contains("Address already in use") || logs.contains("AddrInUse");
+        assert!(taken && attempt < 3, "a dataflow process failed (attempt {attempt}):\n{logs}");
     }
     assert_eq!(file_list(&out), files, "-n 2 writes the same files");
     let got = read_tables(&out);
