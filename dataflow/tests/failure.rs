@@ -1,7 +1,8 @@
 //! A failure never leaves the engine hanging, and logging never stops it.
 //!
 //! - A closed log pipe (`dataflow … 2>&1 | head`): the run goes on to the end and exits 0 with
-//!   every table written; a lost log line is not a reason to stop.
+//!   every table written; a lost log line is not a reason to stop. Logs written to a pipe
+//!   carry no colour codes.
 //! - A worker that fails mid-run (here: the folder of the second hour of the `events` table
 //!   cannot be created because a file has its name, so the sink's write fails on whichever
 //!   worker owns that hour, after the first hour was written) ends the
@@ -49,6 +50,7 @@ fn a_closed_log_pipe_does_not_stop_the_run() {
         let mut stderr = child.stderr.take().unwrap();
         let mut first = [0u8; 64];
         stderr.read_exact(&mut first).unwrap();
+        assert!(!first.contains(&0x1b), "-w {workers}: logs written to a pipe carry ANSI colour codes: {:?}", String::from_utf8_lossy(&first));
         drop(stderr); // the reader goes away, as `| head` does
         let status = wait_at_most(&mut child, Duration::from_secs(120), "closed log pipe");
         assert!(status.success(), "-w {workers}: a closed stderr ended the run: {status}");
