@@ -5,7 +5,9 @@
 //! - [`pipeline`]: assembles them into the dataflow every worker runs;
 //! - [`config`]: the command line;
 //! - [`embedded`]: the no-services run (in-process Kafka and producer);
-//! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics.
+//! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics;
+//! - [`runs`]: sorted runs, what dedup hands the window and daily aggregates instead of one
+//!   update per event.
 #![deny(missing_docs)]
 
 pub mod config;

@@ -1,6 +1,6 @@
 //! The dataflow's operators, one per file, each with a header stating what it means.
 //!
-//! In pipeline order: [`source`] (read partitions, [`validate`], [`lateness`]), [`seed`]
+//! In pipeline order: [`source`] (read partitions on [`prefetch`] threads, [`validate`], [`lateness`]), [`seed`]
 //! (a restart's state, read back from the committed events), [`dedup`], [`windows`], [`daily_p95`], [`sink`] for every table, and [`commit`] for the
 //! files of all tables.
 //! Dataflow time is the event-time minute (`u64` minutes since the Unix epoch).
