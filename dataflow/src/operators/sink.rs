@@ -17,6 +17,12 @@
 //!
 //! Rows are routed to workers by period, so each file has exactly one writer.
 //!
+//! Sorting, Parquet encoding and the store requests run on a thread of each sink operator's
+//! own, job by job in order, so the worker goes on with the dataflow meanwhile. A job's files
+//! are reported (below) only once they are stored, under a capability held since the job was
+//! sent, so the committer never hears of a file before it exists and the frontier cannot pass
+//! it first.
+//!
 //! Exactly-once: files are written under their pending names and reported (final name, at a
 //! time no later than their rows) on the operator's output, which feeds the committer
 //! ([`super::commit`]). A file whose final name an earlier run already committed is not
@@ -69,7 +75,8 @@ impl SinkConfig {
     /// Writes `rows` (sorted here) to `folder` as files `<prefix>NNNNN.parquet` (five
     /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each, under
     /// their pending names; appends the final names written, with their sizes, to `notes`.
-    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, mut rows: Vec<&R>, notes: &mut Vec<(String, u64)>) {
+    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, containers: &[Vec<R>], notes: &mut Vec<(String, u64)>) {
+        let mut rows: Vec<&R> = containers.iter().flatten().collect();
         rows.sort_unstable_by_key(|r| r.sort_key());
         let table = table_index(R::NAME);
         let now = EventTime(chrono::Utc::now().timestamp_micros());
@@ -92,6 +99,33 @@ impl SinkConfig {
     }
 }
 
+/// A set of rows to write as one folder's files: `(folder, name prefix, digits, rows)`.
+type Job<R> = (String, String, usize, Vec<Vec<R>>);
+
+/// Starts the thread that sorts, encodes and stores a sink's files, in the order the jobs
+/// are sent, so that Parquet encoding and store requests never hold up the worker; each
+/// job's notes (final names and sizes) come back on the returned receiver, and `wake`
+/// activates the operator. The thread ends when the job sender is dropped.
+fn start_writer<R: Table + Send + 'static>(config: SinkConfig, wake: timely::scheduling::SyncActivator) -> (std::sync::mpsc::Sender<Job<R>>, std::sync::mpsc::Receiver<Vec<(String, u64)>>) {
+    let (jobs, job_queue) = std::sync::mpsc::channel::<Job<R>>();
+    let (done, results) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("write-{}", R::NAME))
+        .spawn(move || {
+            for (folder, prefix, digits, containers) in job_queue {
+                let mut notes = Vec::new();
+                config.write(&folder, &prefix, digits, &containers, &mut notes);
+                drop(containers);
+                if done.send(notes).is_err() {
+                    return;
+                }
+                let _ = wake.activate();
+            }
+        })
+        .expect("cannot start a sink's writing thread");
+    (jobs, results)
+}
+
 /// The sink operator on a stream of table rows.
 pub trait WriteTable<'s, R> {
     /// Writes the rows to their table (see the module header); returns the final names (and
@@ -101,7 +135,7 @@ pub trait WriteTable<'s, R> {
 
 impl<'s, R> WriteTable<'s, R> for StreamVec<'s, u64, R>
 where
-    R: Table + timely::ExchangeData,
+    R: Table + timely::ExchangeData + Send,
 {
     fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)> {
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
@@ -115,8 +149,20 @@ where
         let mut last_frontier = 0u64;
         // A capability at the least time of the buffered rows, for reporting files.
         let mut held: Option<Capability<u64>> = None;
-        self.unary_frontier(exchange, &format!("Write {}", R::NAME), move |_cap, _info| {
+        let scope = self.scope();
+        self.unary_frontier(exchange, &format!("Write {}", R::NAME), move |_cap, info| {
+            let (jobs, results) = start_writer::<R>(config.clone(), scope.worker().sync_activator_for(info.address.to_vec()));
+            // A capability per job sent to the writing thread, in order: its files are
+            // reported under it once written (the committer must not see a file before it is
+            // stored), so the dataflow cannot move past them meanwhile.
+            let mut in_flight: std::collections::VecDeque<Capability<u64>> = std::collections::VecDeque::new();
             move |(input, frontier), output| {
+                while let Ok(notes) = results.try_recv() {
+                    let cap = in_flight.pop_front().expect("a capability per job");
+                    if !notes.is_empty() {
+                        output.session(&cap).give_iterator(notes.into_iter());
+                    }
+                }
                 input.for_each(|cap, data| {
                     let Some(&time) = cap.least() else { return };
                     if held.as_ref().is_none_or(|h| time < *h.time()) {
@@ -143,7 +189,7 @@ where
                         last_frontier = f;
                     }
                 }
-                let mut notes = Vec::new();
+                let mut to_write: Vec<Job<R>> = Vec::new();
                 if config.live || (done && config.stop.load(Relaxed)) {
                     // Every time the frontier has passed, as one set of minute files.
                     let limit = if done && !config.stop.load(Relaxed) { u64::MAX } else { last_frontier };
@@ -159,7 +205,7 @@ where
                             }
                         }
                         for (t, rows) in ready {
-                            config.write(&folder(*key), &format!("{LIVE_PREFIX}{t}-"), 3, rows.iter().flatten().collect(), &mut notes);
+                            to_write.push((folder(*key), format!("{LIVE_PREFIX}{t}-"), 3, rows));
                         }
                     }
                     buffered.retain(|_, c| !c.is_empty());
@@ -175,12 +221,13 @@ where
                         }
                         let key = *entry.key();
                         let containers = entry.remove();
-                        config.write(&folder(key), "part-", 5, containers.iter().flat_map(|(_, rows)| rows).collect(), &mut notes);
+                        to_write.push((folder(key), "part-".to_owned(), 5, containers.into_iter().map(|(_, rows)| rows).collect()));
                     }
                 }
                 if let Some(cap) = held.as_mut() {
-                    if !notes.is_empty() {
-                        output.session(&*cap).give_iterator(notes.drain(..));
+                    for job in to_write {
+                        in_flight.push_back(cap.clone());
+                        jobs.send(job).expect("the writing thread ends only with the operator");
                     }
                     match buffered.values().flatten().map(|(t, _)| *t).min() {
                         Some(least) => cap.downgrade(&least),
