@@ -23,6 +23,13 @@ fn engine(input: &Path, output: &Path, workers: usize) -> Command {
     c
 }
 
+/// A folder of generated partition files: `count` events at 2 per second from 2025-11-03.
+fn generated(seed: u64, count: u64) -> tempfile::TempDir {
+    let input = tempfile::tempdir().unwrap();
+    common::generate_mixed(input.path(), seed, 2.0, count, "2025-11-03T00:00:00Z");
+    input
+}
+
 /// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
 fn wait_at_most(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
     let start = Instant::now();
@@ -41,8 +48,7 @@ fn wait_at_most(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
 
 #[test]
 fn a_closed_log_pipe_does_not_stop_the_run() {
-    let input = tempfile::tempdir().unwrap();
-    common::generate_mixed(input.path(), 5, 2.0, 2 * 86_400 * 2, "2025-11-03T00:00:00Z");
+    let input = generated(5, 2 * 86_400 * 2);
     for workers in [1, 2] {
         let output = tempfile::tempdir().unwrap();
         // Provisional daily values are logged as the run goes: many lines after the first.
@@ -61,8 +67,7 @@ fn a_closed_log_pipe_does_not_stop_the_run() {
 
 #[test]
 fn a_failed_worker_ends_the_process() {
-    let input = tempfile::tempdir().unwrap();
-    common::generate_mixed(input.path(), 6, 2.0, 3 * 3600 * 2, "2025-11-03T00:00:00Z");
+    let input = generated(6, 3 * 3600 * 2);
     for workers in [1, 2] {
         let output = tempfile::tempdir().unwrap();
         let hour = output.path().join("events/year=2025/month=11/day=03");

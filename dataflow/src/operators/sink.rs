@@ -115,7 +115,6 @@ fn start_writer<R: Table + Send + 'static>(config: SinkConfig, wake: timely::sch
             for (folder, prefix, digits, containers) in job_queue {
                 let mut notes = Vec::new();
                 config.write(&folder, &prefix, digits, &containers, &mut notes);
-                drop(containers);
                 if done.send(notes).is_err() {
                     return;
                 }
@@ -224,11 +223,13 @@ where
                         to_write.push((folder(key), "part-".to_owned(), 5, containers.into_iter().map(|(_, rows)| rows).collect()));
                     }
                 }
+                for job in to_write {
+                    // Rows are buffered only under a held capability, so every job has one.
+                    let cap = held.as_ref().expect("buffered rows have a held capability");
+                    in_flight.push_back(cap.clone());
+                    jobs.send(job).expect("the writing thread ends only with the operator");
+                }
                 if let Some(cap) = held.as_mut() {
-                    for job in to_write {
-                        in_flight.push_back(cap.clone());
-                        jobs.send(job).expect("the writing thread ends only with the operator");
-                    }
                     match buffered.values().flatten().map(|(t, _)| *t).min() {
                         Some(least) => cap.downgrade(&least),
                         None => held = None,
