@@ -22,5 +22,6 @@ cargo test --workspace --release --locked "$@"
 # End-to-end, against real servers the scripts install and start on loopback.
 scripts/monitoring-check.sh        # promtool check config/rules/test rules, Prometheus loads every panel query
 tests/e2e/kafka.sh                 # Kafka source vs file source on a real broker (tansu), -w 2, -n 2, broker restart
+tests/e2e/kafka-crash.sh           # live run SIGKILLed 5 times while a producer writes; -n 2 with one process SIGKILLed
 tests/e2e/s3.sh                    # exactly-once to a real S3-compatible server (moto): SIGKILLs, 30 s freeze
 tests/e2e/prometheus.sh            # a real Prometheus scraping the live embedded run: every panel query has data

@@ -5,12 +5,20 @@
 //! This compares every table as a multiset of rows, ignoring `processing_time` (the only
 //! column that depends on when a row was written), and the lists of committed part files.
 //! Floats compare exactly (their shortest round-trip decimal form).
+//!
+//! `--prefix` compares a live run's output A with a bounded run's B over the same messages: a
+//! live run cannot close the minutes (and the day) its frontier has not passed, so A must be
+//! B up to A's committed frontier `F` (its checkpoint's last record): every row of A is in B,
+//! and every row of B complete before `F` is in A. A row is complete before `F` when its
+//! time is: an event's or a late row's minute (`timestamp`, `watermark`) below `F`, a
+//! window's start minute below `F`, a day's end at or before `F`; a rejected row, whose
+//! filing minute is only known to the hour of its folder, when that hour ends by `F`.
 
 use std::collections::BTreeMap;
 
 use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 
-use crate::table::{open_store, Columns, DateRange, Table};
+use crate::table::{open_store, path_date, Columns, DateRange, Table};
 
 /// The tables the engine writes.
 pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
@@ -50,6 +58,14 @@ fn cell(col: &dyn Array, row: usize) -> String {
 
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();
+    for_each_row(batches, |_, row| out.push(row));
+    out.sort();
+    out
+}
+
+/// Calls `each(index in its batch, row)` with every row of `batches`, spelled as
+/// `name=value` pairs.
+fn for_each_row(batches: &[RecordBatch], mut each: impl FnMut(usize, String)) {
     for b in batches {
         let schema = b.schema();
         let cols: Vec<(String, &dyn Array)> = schema
@@ -60,11 +76,82 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
             .map(|(f, c)| (f.name().clone(), c.as_ref()))
             .collect();
         for r in 0..b.num_rows() {
-            out.push(cols.iter().map(|(name, c)| format!("{name}={}", cell(*c, r))).collect::<Vec<_>>().join(" "));
+            each(r, cols.iter().map(|(name, c)| format!("{name}={}", cell(*c, r))).collect::<Vec<_>>().join(" "));
         }
     }
-    out.sort();
-    out
+}
+
+/// For each row of `batch`, read from `file` of `table`: whether it is complete before
+/// minute `f` (see the module header).
+fn complete_before(table: &str, file: &str, batch: &RecordBatch, f: i64) -> Vec<bool> {
+    let n = batch.num_rows();
+    // `floor`: the least minute a row is filed at (late rows are filed at their watermark,
+    // clamped to the epoch).
+    let minutes_below = |column: &str, floor: i64| match batch.column_by_name(column).and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>()) {
+        Some(a) => (0..n).map(|r| a.value(r).div_euclid(60_000_000).max(floor) < f).collect(),
+        None => vec![false; n],
+    };
+    match table {
+        "events" => minutes_below("timestamp", i64::MIN),
+        "windows" => minutes_below("window_start", i64::MIN),
+        "late" => minutes_below("watermark", 0),
+        "daily_p95" => match batch.column_by_name("date").and_then(|c| c.as_any().downcast_ref::<Date32Array>()) {
+            Some(a) => (0..n).map(|r| (i64::from(a.value(r)) + 1) * 1440 <= f).collect(),
+            None => vec![false; n],
+        },
+        _ => {
+            // The hour folder the rows were filed under.
+            let hour = file.split('/').find_map(|s| s.strip_prefix("hour=")).and_then(|h| h.parse::<i64>().ok());
+            let day = path_date(file).map(|d| d.signed_duration_since(chrono::NaiveDate::default()).num_days());
+            vec![matches!((day, hour), (Some(d), Some(h)) if (d * 24 + h + 1) * 60 <= f); n]
+        }
+    }
+}
+
+/// Compares a live run's output `a` with a bounded run's `b` up to `a`'s committed frontier
+/// (see the module header); equal to [`diff`] without part files when `a` is complete.
+pub fn diff_prefix(a: &str, b: &str) -> anyhow::Result<Diff> {
+    let (store_a, store_b) = (open_store(a)?, open_store(b)?);
+    let checkpoint = connectors::sink::commit::load(&connectors::sink::commit::CheckpointStore::in_output(std::sync::Arc::clone(&store_a)))?;
+    let Some(frontier) = checkpoint.last.as_ref().map(|r| r.frontier_minute) else {
+        anyhow::bail!("{a} has no checkpoint: --prefix compares a live run's committed output");
+    };
+    let Some(f) = frontier else { return diff(a, b, false) };
+    let f = f as i64;
+    let mut d = Diff::default();
+    for table in TABLES {
+        let (ta, tb) = (Table::in_output(&store_a, a, table), Table::in_output(&store_b, b, table));
+        let (fa, fb) = (ta.committed_files(DateRange::default())?, tb.committed_files(DateRange::default())?);
+        let ra = rows(&ta.read_columns(&fa, Columns::ALL)?);
+        let (mut all_b, mut required_b) = (Vec::new(), Vec::new());
+        for file in &fb {
+            let batches = tb.read_columns(std::slice::from_ref(file), Columns::ALL)?;
+            for batch in &batches {
+                let complete = complete_before(table, file, batch, f);
+                for_each_row(std::slice::from_ref(batch), |r, row| {
+                    if complete[r] {
+                        required_b.push(row.clone());
+                    }
+                    all_b.push(row);
+                });
+            }
+        }
+        all_b.sort();
+        required_b.sort();
+        d.rows.insert(table, ra.len());
+        let (not_in_b, _) = multiset_difference(&ra, &all_b);
+        let (_, missing) = multiset_difference(&ra, &required_b);
+        for (what, list) in [(format!("in {a} but not in {b}"), not_in_b), (format!("in {b} before the frontier of {a} but not in {a}"), missing)] {
+            if list.is_empty() {
+                continue;
+            }
+            d.lines.push(format!("{table}: {} rows {what}", list.len()));
+            for r in list.iter().take(5) {
+                d.lines.push(format!("  {r}"));
+            }
+        }
+    }
+    Ok(d)
 }
 
 /// Compares the tables of the outputs at `a` and `b` (paths, `file://` or `s3://` URLs);

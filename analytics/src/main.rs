@@ -101,6 +101,11 @@ enum Command {
         /// Compare rows only, not the part file names (live runs name files by commit).
         #[arg(long)]
         rows_only: bool,
+        /// A is a live run's output, B a bounded run's over the same messages: compare A with
+        /// B up to A's committed frontier (every row of A in B, every row of B complete
+        /// before the frontier in A).
+        #[arg(long)]
+        prefix: bool,
     },
 }
 
@@ -137,8 +142,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Diff { a, b, rows_only } => {
-            let d = analytics::diff::diff(&a, &b, !rows_only)?;
+        Command::Diff { a, b, rows_only, prefix } => {
+            let d = if prefix { analytics::diff::diff_prefix(&a, &b)? } else { analytics::diff::diff(&a, &b, !rows_only)? };
             let counts: Vec<String> = d.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
             if d.lines.is_empty() {
                 println!("same tables: {}", counts.join(", "));

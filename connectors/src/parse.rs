@@ -26,7 +26,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{DeviceType, Event, EventTime, Status, MICROS_PER_SECOND};
+use crate::schema::{DeviceType, Event, EventId, EventTime, Status, MICROS_PER_SECOND};
 
 /// The default largest message accepted, in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024;
@@ -279,7 +279,7 @@ impl<'a> RawFields<'a> {
     fn validate(self) -> Result<Event<'a>, RejectReason> {
         use RejectReason::*;
         let event_id = match self.event_id {
-            Scalar::Str(s) => s,
+            Scalar::Str(s) => EventId::new(s),
             _ => return Err(MissingEventId),
         };
         let device_id = match self.device_id {
@@ -463,7 +463,7 @@ mod tests {
     fn a_valid_event_parses_and_borrows() {
         let e = parse_event(VALID.as_bytes(), DEFAULT_MAX_MESSAGE_BYTES).unwrap();
         assert_eq!(e.event_id, "0b0d8c1e-5f5e-4c39-9d5a-1f6a3c2b9e11");
-        assert!(matches!(e.event_id, Cow::Borrowed(_)));
+        assert!(matches!(e.event_id, EventId::Uuid(_)));
         assert_eq!(e.device_id, "device-001");
         assert_eq!(e.device_type, DeviceType::Temperature);
         assert_eq!(e.event_duration, 127.34);

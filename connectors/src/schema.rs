@@ -116,12 +116,138 @@ closed_enum! {
     }
 }
 
+/// An event's id as the engine holds it. A canonical UUID (36 characters: lowercase hex
+/// digits, hyphens at 8-4-4-4-12), the form nearly every id takes, is held as its 128 bits:
+/// no allocation, and equality and hashing on one integer. Any other id is held as its text,
+/// which is never a canonical UUID (the constructors decide), so two ids are equal exactly
+/// when their texts are, and [`fmt::Display`] gives the text back byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EventId<'a> {
+    /// A canonical UUID.
+    Uuid(u128),
+    /// Any other id.
+    Text(Cow<'a, str>),
+}
+
+/// Bytes of a canonical UUID's text.
+pub const UUID_LEN: usize = 36;
+
+/// Each byte's value as a lowercase hex digit, or `0xff`.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xff; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+impl<'a> EventId<'a> {
+    /// The id whose text is `text`.
+    pub fn new(text: Cow<'a, str>) -> Self {
+        match uuid_bits(text.as_bytes()) {
+            Some(bits) => EventId::Uuid(bits),
+            None => EventId::Text(text),
+        }
+    }
+
+    /// The id detached from the bytes it may borrow.
+    pub fn into_owned(self) -> EventId<'static> {
+        match self {
+            EventId::Uuid(bits) => EventId::Uuid(bits),
+            EventId::Text(text) => EventId::Text(Cow::Owned(text.into_owned())),
+        }
+    }
+
+    /// The id's text, spelled into `buf` if it is a UUID.
+    pub fn as_str<'b>(&'b self, buf: &'b mut [u8; UUID_LEN]) -> &'b str {
+        match self {
+            EventId::Text(text) => text,
+            EventId::Uuid(bits) => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut nibble = 32;
+                for (i, out) in buf.iter_mut().enumerate() {
+                    if matches!(i, 8 | 13 | 18 | 23) {
+                        *out = b'-';
+                    } else {
+                        nibble -= 1;
+                        *out = DIGITS[(bits >> (4 * nibble)) as usize & 15];
+                    }
+                }
+                std::str::from_utf8(buf).expect("hex digits and hyphens are ASCII")
+            }
+        }
+    }
+}
+
+/// The 128 bits of a canonical UUID's text, or `None` for any other text.
+fn uuid_bits(b: &[u8]) -> Option<u128> {
+    if b.len() != UUID_LEN || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+        return None;
+    }
+    let (mut bits, mut bad) = (0u128, 0u8);
+    for (i, &c) in b.iter().enumerate() {
+        if !matches!(i, 8 | 13 | 18 | 23) {
+            let v = HEX_VALUE[c as usize];
+            bad |= v;
+            bits = bits << 4 | (v & 15) as u128;
+        }
+    }
+    (bad < 16).then_some(bits)
+}
+
+impl fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str(&mut [0; UUID_LEN]))
+    }
+}
+
+impl PartialEq<str> for EventId<'_> {
+    fn eq(&self, other: &str) -> bool {
+        match self {
+            EventId::Uuid(bits) => uuid_bits(other.as_bytes()) == Some(*bits),
+            EventId::Text(text) => text == other,
+        }
+    }
+}
+
+impl PartialEq<&str> for EventId<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl<'a> From<&'a str> for EventId<'a> {
+    fn from(text: &'a str) -> Self {
+        EventId::new(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for EventId<'static> {
+    fn from(text: String) -> Self {
+        EventId::new(Cow::Owned(text))
+    }
+}
+
+impl Serialize for EventId<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str(&mut [0; UUID_LEN]))
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|text| EventId::new(Cow::Owned(text)))
+    }
+}
+
 /// A validated event. Strings borrow from the message bytes when they contain no JSON
 /// escapes; `'static` events own their strings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event<'a> {
     /// Unique id of the reading (a UUID v4 by convention; not checked).
-    pub event_id: Cow<'a, str>,
+    pub event_id: EventId<'a>,
     /// Device that produced the reading, also the Kafka message key.
     pub device_id: Cow<'a, str>,
     /// Kind of sensor.
@@ -148,7 +274,7 @@ impl Event<'_> {
     /// (`device_id`, `location`, `firmware`) are interned, so they cost no allocation.
     pub fn into_owned(self) -> OwnedEvent {
         Event {
-            event_id: Cow::Owned(self.event_id.into_owned()),
+            event_id: self.event_id.into_owned(),
             device_id: intern(self.device_id),
             device_type: self.device_type,
             timestamp: self.timestamp,
@@ -242,6 +368,29 @@ mod tests {
         }
         let long = "x".repeat(INTERN_MAX_LEN + 1);
         assert!(matches!(intern(Cow::Borrowed(&long)), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn event_ids_are_equal_exactly_when_their_texts_are() {
+        let id = "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9c";
+        assert!(matches!(EventId::from(id), EventId::Uuid(_)));
+        assert_eq!(EventId::from(id), EventId::from(id.to_owned()));
+        assert_eq!(EventId::from(id).to_string(), id);
+        assert_eq!(EventId::from(id), id);
+        assert_eq!(EventId::from("00000000-0000-0000-0000-000000000010"), EventId::Uuid(16));
+        assert_eq!(EventId::Uuid(u128::MAX).to_string(), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+        // Upper case, braces, a misplaced hyphen, another length or a non-hex digit are text.
+        for other in ["9B2C4E1A-7F3D-4C2B-8A1E-0D5F6E7A8B9C", "9b2c4e1a7-f3d-4c2b-8a1e-0d5f6e7a8b9c", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9g", "{9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9}", "x", ""] {
+            let other_id = EventId::from(other);
+            assert_eq!(other_id, EventId::Text(other.into()));
+            assert_eq!(other_id.to_string(), other);
+            assert_ne!(other_id, EventId::from(id));
+            assert!(other_id != id);
+        }
+        assert_ne!(EventId::from(id), EventId::from("9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9d"));
+        let json = serde_json::to_string(&EventId::from(id)).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<EventId<'static>>(&json).unwrap(), EventId::from(id));
     }
 
     #[test]

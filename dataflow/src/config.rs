@@ -86,9 +86,15 @@ pub struct Args {
 
     /// Where the tables (and the checkpoint, under `_checkpoint/`) go: a path, file://PATH,
     /// s3://BUCKET/PREFIX (S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
-    /// or memory://.
-    #[arg(long, env = "OUTPUT_PATH", value_name = "DIR", default_value = "./output")]
-    pub output: String,
+    /// or memory://. Default: ./output; the embedded run (whose topic lives only as long as
+    /// the process) writes to a new ./output/embedded-<UTC time> each run.
+    #[arg(long, env = "OUTPUT_PATH", value_name = "DIR")]
+    pub output: Option<String>,
+
+    /// Delete the output's tables and the checkpoint before starting (the run starts afresh;
+    /// what is deleted is printed first). Needed to reuse an output for another input.
+    #[arg(long)]
+    pub reset: bool,
 
     /// Where the commit records (the checkpoint) go, if not OUTPUT/_checkpoint/: a URL of the
     /// same kinds as --output. It belongs to one output: keep the pair together.
@@ -143,6 +149,12 @@ pub struct Args {
     /// Smaller bounds memory more tightly; larger lets quick partitions run further ahead.
     #[arg(long, env = "MAX_AHEAD", default_value = "3h", value_parser = humantime::parse_duration)]
     pub max_ahead: Duration,
+
+    /// Live runs: a partition that is caught up and receives nothing for this long stops
+    /// holding the frontier back, so that an empty or quiet partition does not stall every
+    /// window (0: never). Bounded runs never idle: their end offsets decide.
+    #[arg(long, env = "IDLE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 
     /// Least processing time between two commits (0: commit at every frontier advance).
     #[arg(long, env = "COMMIT_INTERVAL", default_value = "0s", value_parser = humantime::parse_duration)]

@@ -35,6 +35,8 @@ pub struct Counters {
     pub table_bytes: [AtomicU64; 5],
     /// Each partition's event-time watermark in microseconds, as last seen by its reader.
     pub partition_watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, i64>>,
+    /// Whether each open partition of this process is idle (see the source operator).
+    pub partition_idle: std::sync::Mutex<std::collections::BTreeMap<u32, bool>>,
     /// Each partition's read position (offset of the next message).
     pub partition_positions: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// The last epoch this process committed (0: none yet).

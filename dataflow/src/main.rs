@@ -97,7 +97,12 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             (Arc::new(source), false)
         }
     };
-    let output = args.output.clone();
+    let input = source.identity();
+    let output = match (&args.output, _embedded.is_some()) {
+        (Some(output), _) => output.clone(),
+        (None, false) => "./output".to_owned(),
+        (None, true) => format!("./output/embedded-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ")),
+    };
     let store = object::open(&output).context("--output")?;
     let records = match &args.checkpoint {
         Some(url) => commit::CheckpointStore { store: object::open(url).context("--checkpoint")?, dir: String::new() },
@@ -106,7 +111,19 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     // The checkpoint: what earlier runs committed. Process 0 finishes the last commit and
     // removes uncommitted files before any worker of any process starts (the others cannot
     // start their workers before process 0 has joined the cluster).
-    let checkpoint = commit::load(&records)?;
+    let mut checkpoint = commit::load(&records)?;
+    if args.reset {
+        if args.processes > 1 {
+            anyhow::bail!("--reset deletes the output before any worker starts, which a cluster cannot order: run it once with -n 1 (or delete {output}), then start the cluster without it");
+        }
+        let plan = commit::ResetPlan::list(store.as_ref(), &records, &TABLE_NAMES)?;
+        if !plan.is_empty() {
+            say(format_args!("--reset: deleting the tables and checkpoint of {output} ({plan}; checkpoint at {})\n", records.describe()));
+            commit::reset(store.as_ref(), &records, &plan)?;
+        }
+        checkpoint = commit::load(&records)?;
+    }
+    commit::check_input(&checkpoint, &records, &input)?;
     if args.process == 0 {
         let report = commit::recover(store.as_ref(), &records, &checkpoint, &TABLE_NAMES)?;
         if checkpoint.last.is_some() || report.deleted > 0 {
@@ -125,6 +142,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     tracing::info!(output = %output, workers = args.workers, processes = args.processes, bounded, "starting");
 
     let config = PipelineConfig {
+        input,
         source,
         store,
         source_config: SourceConfig {
@@ -137,6 +155,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             idle_poll: if bounded { Duration::from_millis(50) } else { Duration::from_millis(250) },
             max_ahead_minutes: Args::minutes(args.max_ahead, 60),
             resume: Arc::new(resume),
+            idle_timeout: (!bounded && !args.idle_timeout.is_zero()).then_some(args.idle_timeout),
         },
         dedup_horizon_minutes: Args::minutes(args.dedup_horizon, 0),
         daily_refresh_minutes: Args::minutes(args.daily_refresh, 1),

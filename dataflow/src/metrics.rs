@@ -26,6 +26,9 @@ pub mod names {
     pub const LATE: &str = "iot_etl_late_events_total";
     /// Gauge, label [`super::labels::PARTITION`]: event-time watermark, Unix seconds.
     pub const PARTITION_WATERMARK: &str = "iot_etl_partition_watermark_seconds";
+    /// Gauge, label [`super::labels::PARTITION`]: 1 while the partition is idle (live runs; it
+    /// does not hold the frontier back), else 0.
+    pub const PARTITION_IDLE: &str = "iot_etl_partition_idle";
     /// Gauge, label [`super::labels::PARTITION`]: messages in the partition not yet read (Kafka).
     pub const PARTITION_LAG: &str = "iot_etl_partition_lag_messages";
     /// Gauge: wall clock minus the least watermark of this process, seconds.
@@ -79,6 +82,7 @@ pub struct EngineMetrics {
     duplicates: IntCounter,
     late: IntCounter,
     watermark: GaugeVec,
+    idle: GaugeVec,
     lag: GaugeVec,
     frontier_delay: Gauge,
     windows: IntCounter,
@@ -143,6 +147,7 @@ impl EngineMetrics {
             duplicates: counter(&registry, DUPLICATES, "Duplicate copies dropped by dedup."),
             late: counter(&registry, LATE, "Valid events behind their partition's watermark."),
             watermark: gauge_vec(&registry, PARTITION_WATERMARK, "Event-time watermark of each partition, Unix seconds.", labels::PARTITION),
+            idle: gauge_vec(&registry, PARTITION_IDLE, "1 while the partition is idle: caught up and silent for --idle-timeout, it does not hold the frontier back.", labels::PARTITION),
             lag: gauge_vec(&registry, PARTITION_LAG, "Messages of each partition not yet read (from the broker's high watermark).", labels::PARTITION),
             frontier_delay,
             windows: counter(&registry, WINDOWS_EMITTED, "Window rows written."),
@@ -203,11 +208,16 @@ impl EngineMetrics {
             catch_up(&self.files.with_label_values(&[t]), c.table_files[i].load(Relaxed));
             catch_up(&self.bytes.with_label_values(&[t]), c.table_bytes[i].load(Relaxed));
         }
-        if let Ok(marks) = c.partition_watermarks.lock() {
+        if let (Ok(marks), Ok(idle)) = (c.partition_watermarks.lock(), c.partition_idle.lock()) {
             for (p, w) in marks.iter() {
                 self.watermark.with_label_values(&[&p.to_string()]).set(*w as f64 / 1e6);
             }
-            if let Some(least) = marks.values().min() {
+            for (p, i) in idle.iter() {
+                self.idle.with_label_values(&[&p.to_string()]).set(f64::from(u8::from(*i)));
+            }
+            // The frontier follows the partitions that are not idle.
+            let is_idle = |p: &u32| idle.get(p).copied().unwrap_or(false);
+            if let Some(least) = marks.iter().filter(|(p, _)| !is_idle(p)).map(|(_, w)| w).min() {
                 let now = chrono::Utc::now().timestamp_micros();
                 self.frontier_delay.set((now - least) as f64 / 1e6);
             }

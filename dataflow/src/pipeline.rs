@@ -37,6 +37,8 @@ use crate::operators::windows::MinuteWindows;
 pub struct PipelineConfig {
     /// Where messages come from.
     pub source: Arc<dyn Source>,
+    /// The source's identity, recorded in every commit record ([`Source::identity`]).
+    pub input: String,
     /// Where tables go.
     pub store: Arc<dyn TableStore>,
     /// Where commit records go.
@@ -103,6 +105,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         CommitConfig {
             store: Arc::clone(&config.store),
             records: config.records.clone(),
+            input: config.input.clone(),
             previous: config.previous.as_ref().map(|r| (r.frontier_minute, r.resume.clone())),
             first_epoch: config.first_epoch,
             interval: config.commit_interval,

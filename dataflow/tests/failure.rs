@@ -13,8 +13,8 @@ mod common;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn engine(input: &Path, output: &Path, workers: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dataflow"));
@@ -30,22 +30,6 @@ fn generated(seed: u64, count: u64) -> tempfile::TempDir {
     input
 }
 
-/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
-fn wait_at_most(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: the engine was still running after {limit:?} (a hang)");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_closed_log_pipe_does_not_stop_the_run() {
     let input = generated(5, 2 * 86_400 * 2);
@@ -58,7 +42,7 @@ fn a_closed_log_pipe_does_not_stop_the_run() {
         stderr.read_exact(&mut first).unwrap();
         assert!(!first.contains(&0x1b), "-w {workers}: logs written to a pipe carry ANSI colour codes: {:?}", String::from_utf8_lossy(&first));
         drop(stderr); // the reader goes away, as `| head` does
-        let status = wait_at_most(&mut child, Duration::from_secs(120), "closed log pipe");
+        let status = common::wait_at_most(&mut child, Duration::from_secs(120), "closed log pipe");
         assert!(status.success(), "-w {workers}: a closed stderr ended the run: {status}");
         let days = common::read_table(output.path(), "daily_p95");
         assert_eq!(days.len(), 2 * 5, "-w {workers}: every day and type written after the pipe closed");
@@ -74,7 +58,7 @@ fn a_failed_worker_ends_the_process() {
         std::fs::create_dir_all(&hour).unwrap();
         std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
         let mut child = engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let status = wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
+        let status = common::wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
         let mut log = String::new();
         child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
         assert_eq!(status.code(), Some(101), "-w {workers}: a failed worker must end the process with 101; log:\n{log}");

@@ -81,8 +81,7 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
         assert!(child.try_wait().unwrap().is_none(), "the embedded run exited early");
         std::thread::sleep(Duration::from_millis(500));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    common::interrupt(&child);
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "exit {:?}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
@@ -152,7 +151,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         assert!(child.try_wait().unwrap().is_none(), "the live run exited early");
         std::thread::sleep(Duration::from_millis(500));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    common::interrupt(&child);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
@@ -189,7 +188,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         assert!(child.try_wait().unwrap().is_none(), "the second live run exited early");
         std::thread::sleep(Duration::from_millis(500));
     }
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    common::interrupt(&child);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let last = connectors::sink::commit::load(&store).unwrap().last.unwrap();

@@ -131,9 +131,11 @@ fn kafka_config(args: &KafkaArgs) -> anyhow::Result<KafkaConfig> {
 }
 
 fn main() {
+    // Colour only on a terminal: a log file or pipe gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");

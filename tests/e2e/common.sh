@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What every end-to-end script shares; source it from the repository root.
 # Defines BIN (the release binaries), step (a heading), fail (message, exit 1), free_port (a
-# free TCP port on 127.0.0.1), and checks
+# free TCP port on 127.0.0.1), hostfile, metric_value and wait_until_read (below), and checks
 # that the binaries exist (scripts/test.sh builds them before running the scripts).
 BIN=target/release
 step() { echo "== $*"; }
@@ -10,3 +10,35 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 for b in dataflow producer analytics; do
   [ -x "$BIN/$b" ] || fail "$BIN/$b is missing: run cargo build --release first"
 done
+
+# The value (integer part) of an unlabelled metric of the engine whose /metrics is on
+# 127.0.0.1:PORT; fails when it cannot be read.
+metric_value() { # PORT NAME
+  python3 - "$1" "$2" <<'PY' 2>/dev/null
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=1).read().decode()
+print(next(l.split()[1] for l in body.splitlines() if l.startswith(sys.argv[2] + " ")).split(".")[0])
+PY
+}
+
+# Waits until the engine (PID, /metrics on 127.0.0.1:PORT) has read more than N messages;
+# fails, naming LOG, when it ends first or has not within 60 s.
+wait_until_read() { # PORT PID N LOG
+  local deadline=$((SECONDS + 60))
+  until [ "$(metric_value "$1" iot_etl_events_read_total || echo 0)" -gt "$3" ] 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || fail "the engine ended before it had read $3 messages (see $4)"
+    [ "$SECONDS" -lt "$deadline" ] || fail "the engine read at most $3 messages within 60 s (see $4)"
+    sleep 0.05
+  done
+}
+
+# Writes a timely hostfile for N processes on loopback, each on a free port, to FILE.
+hostfile() { # N FILE
+  python3 - "$1" > "$2" <<'PY'
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss:
+    s.bind(("127.0.0.1", 0))
+print("\n".join(f"127.0.0.1:{s.getsockname()[1]}" for s in ss))
+PY
+}

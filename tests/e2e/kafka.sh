@@ -49,11 +49,7 @@ kafka_job "$WORK/kafka-w2" -w 2 --metrics-addr 127.0.0.1:0 | tee "$WORK/kafka-w2
 "$BIN/analytics" diff "$WORK/files" "$WORK/kafka-w2" || fail "-w 2 over Kafka differs from the file source"
 
 step "Kafka source, -n 2 (two processes)"
-ports=$(python3 -c 'import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-printf '127.0.0.1:%s\n' $ports > "$WORK/hosts.txt"
+hostfile 2 "$WORK/hosts.txt"
 kafka_job "$WORK/kafka-n2" -w 1 -n 2 -p 1 -h "$WORK/hosts.txt" --metrics-addr 127.0.0.1:0 > "$WORK/kafka-n2-p1.txt" &
 p1=$!
 kafka_job "$WORK/kafka-n2" -w 1 -n 2 -p 0 -h "$WORK/hosts.txt" --metrics-addr 127.0.0.1:0 > "$WORK/kafka-n2-p0.txt"
@@ -66,20 +62,8 @@ metrics_port=$(free_port)
 kafka_job "$WORK/kafka-restart" -w 2 --metrics-addr "127.0.0.1:$metrics_port" \
   --kafka-option fetch.message.max.bytes=4096 > "$WORK/kafka-restart.txt" 2> "$WORK/kafka-restart.log" &
 job=$!
-read_count() { # messages read so far, from the job's /metrics
-  python3 - "$metrics_port" <<'PY' 2>/dev/null
-import sys, urllib.request
-body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=1).read().decode()
-print(next(l.split()[1] for l in body.splitlines() if l.startswith("iot_etl_events_read_total ")))
-PY
-}
-deadline=$((SECONDS + 60))
-until [ "$(read_count || echo 0)" -gt 1000 ] 2>/dev/null; do
-  kill -0 "$job" 2>/dev/null || fail "the job ended before it could be interrupted (see $WORK/kafka-restart.log)"
-  [ "$SECONDS" -lt "$deadline" ] || fail "the job read nothing within 60 s"
-  sleep 0.05
-done
-before=$(read_count)
+wait_until_read "$metrics_port" "$job" 1000 "$WORK/kafka-restart.log"
+before=$(metric_value "$metrics_port" iot_etl_events_read_total)
 kafka_kill9
 echo "broker killed after $before messages read; restarting in 3 s"
 sleep 3

@@ -191,6 +191,14 @@ impl KafkaSource {
 }
 
 impl Source for KafkaSource {
+    fn identity(&self) -> String {
+        // The cluster id tells clusters apart whatever address they are reached at (and a
+        // new in-memory cluster of the embedded run from the last one); the bootstrap
+        // address stands in for a broker that does not report one.
+        let cluster = self.metadata.client().fetch_cluster_id(METADATA_TIMEOUT).unwrap_or_else(|| self.config.brokers.clone());
+        format!("kafka cluster {cluster} topic {}", self.config.topic)
+    }
+
     fn partitions(&self) -> Result<Vec<u32>, SourceError> {
         let metadata = self
             .metadata
@@ -314,7 +322,7 @@ impl PartitionReader for KafkaReader {
     }
 
     fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
-        let start_len = out.bytes.len();
+        let start_len = out.payload_bytes();
         let mut read_any = false;
         // Serve the consumer's own queue: events (errors, statistics) and the messages that
         // librdkafka fetched before the partition's queue was split off (assign() must come
@@ -330,7 +338,7 @@ impl PartitionReader for KafkaReader {
                 Some(Ok(message)) => read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out),
             }
         }
-        while out.bytes.len() - start_len < max_bytes {
+        while out.payload_bytes() - start_len < max_bytes {
             if self.end.is_some_and(|end| self.next >= end) {
                 return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
             }

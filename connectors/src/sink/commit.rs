@@ -66,6 +66,15 @@
 //!   published are in place when a later record assumes them;
 //! - a newly created folder's entry in its parent, with the first file in it.
 //!
+//! **Input identity.** Every record names the input its commits belong to (a file folder's
+//! absolute path, or a Kafka cluster id and topic: [`crate::source::Source::identity`]). A
+//! start whose input differs from the last record's stops with an error naming both: resuming
+//! would skip the new input's rows wherever a file name was committed for the old one, and
+//! read its partitions from the old one's positions. The fix is a new `--output` (and
+//! `--checkpoint`), or `--reset`, which says what it deletes and then deletes the tables'
+//! files and the checkpoint ([`reset`]). Records written before identities were recorded
+//! carry none and are accepted.
+//!
 //! Versions: this build writes version 2 and reads 1 and 2. A version-1 record has no resume
 //! points; the engine then replays every partition from its start (what version 1 did). Any
 //! other version is an error naming the record.
@@ -151,6 +160,10 @@ pub struct CommitRecord {
     pub watermarks: BTreeMap<u32, i64>,
     /// Wall-clock time of the commit (microseconds since the epoch).
     pub committed_at_micros: i64,
+    /// The input these commits belong to ([`crate::source::Source::identity`]; absent in
+    /// records written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// Why the checkpoint cannot be used.
@@ -159,6 +172,16 @@ pub enum CommitError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The checkpoint belongs to another input.
+    #[error("the checkpoint in {checkpoint} belongs to another input: it records {recorded}, this run reads {input}. Resuming would skip this input's rows wherever the other's were committed: start with a new --output (and --checkpoint), or pass --reset to delete the old tables and checkpoint")]
+    OtherInput {
+        /// The input the checkpoint records.
+        recorded: String,
+        /// This run's input.
+        input: String,
+        /// The checkpoint location.
+        checkpoint: String,
+    },
     /// A record is not readable by this build.
     #[error("checkpoint record {path} in {store}: {problem} (it was written by another version of the engine; use a matching build, or a new --checkpoint location to start over)")]
     Unreadable {
@@ -319,6 +342,67 @@ pub fn fold(records: &CheckpointStore, epoch: u64, committed: &HashSet<String>, 
     Ok(())
 }
 
+/// Checks that the checkpoint belongs to `input` (see "Input identity").
+pub fn check_input(checkpoint: &Checkpoint, records: &CheckpointStore, input: &str) -> Result<(), CommitError> {
+    match checkpoint.last.as_ref().and_then(|r| r.input.as_deref()) {
+        Some(recorded) if recorded != input => Err(CommitError::OtherInput { recorded: recorded.to_owned(), input: input.to_owned(), checkpoint: records.describe() }),
+        _ => Ok(()),
+    }
+}
+
+/// What [`reset`] deletes: every file under the `tables` folders of the output and every
+/// file of the checkpoint.
+#[derive(Debug, Default)]
+pub struct ResetPlan {
+    /// Table files (committed, pending or in progress), per table.
+    pub tables: Vec<(String, Vec<String>)>,
+    /// Checkpoint files.
+    pub checkpoint: Vec<String>,
+}
+
+impl ResetPlan {
+    /// Lists what a reset of `output` and `records` deletes.
+    pub fn list(output: &dyn TableStore, records: &CheckpointStore, tables: &[&str]) -> Result<Self, CommitError> {
+        let mut plan = ResetPlan::default();
+        for table in tables {
+            let files = output.list(table)?;
+            if !files.is_empty() {
+                plan.tables.push((table.to_string(), files));
+            }
+        }
+        // Only the files of the records' folder itself: a checkpoint location may hold more.
+        plan.checkpoint = records.store.list(&records.dir)?.into_iter().filter(|p| !p.strip_prefix(records.dir.as_str()).unwrap_or(p).trim_start_matches('/').contains('/')).collect();
+        Ok(plan)
+    }
+
+    /// Whether there is nothing to delete.
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.checkpoint.is_empty()
+    }
+}
+
+impl std::fmt::Display for ResetPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tables: Vec<String> = self.tables.iter().map(|(t, files)| format!("{t} ({} files)", files.len())).collect();
+        write!(f, "tables: {}; checkpoint: {} files", if tables.is_empty() { "none".to_owned() } else { tables.join(", ") }, self.checkpoint.len())
+    }
+}
+
+/// Deletes what `plan` lists: the checkpoint first (so that a reset cut short leaves no
+/// checkpoint naming deleted files: the next start begins afresh and rewrites them), then
+/// the tables' files.
+pub fn reset(output: &dyn TableStore, records: &CheckpointStore, plan: &ResetPlan) -> Result<(), CommitError> {
+    for path in &plan.checkpoint {
+        records.store.delete(path)?;
+    }
+    for (_, files) in &plan.tables {
+        for path in files {
+            output.delete(path)?;
+        }
+    }
+    Ok(())
+}
+
 /// What recovery did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
@@ -390,6 +474,7 @@ mod tests {
             positions: BTreeMap::from([(0, 10 * epoch)]),
             watermarks: BTreeMap::new(),
             committed_at_micros: 0,
+            input: None,
         }
     }
 

@@ -264,6 +264,7 @@ mod tests {
             positions: Default::default(),
             watermarks: Default::default(),
             committed_at_micros: 0,
+            input: None,
         };
         commit(&store, &records, &record).unwrap();
         assert_eq!(records.store.list("").unwrap(), vec!["commit-0000000001.json"]);

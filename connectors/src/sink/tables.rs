@@ -28,7 +28,7 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::parse::{civil_from_days, RejectReason};
-use crate::schema::{DeviceType, EventTime, OwnedEvent, Position, MICROS_PER_DAY, MICROS_PER_HOUR};
+use crate::schema::{DeviceType, EventTime, OwnedEvent, Position, MICROS_PER_DAY, MICROS_PER_HOUR, UUID_LEN};
 
 /// A row type of one output table.
 pub trait Table: Sized {
@@ -157,14 +157,6 @@ fn str_array<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
     Arc::new(values.map(Some).collect::<StringArray>())
 }
 
-fn opt_str_array<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut b = StringBuilder::new();
-    for v in values {
-        b.append_option(v);
-    }
-    Arc::new(b.finish())
-}
-
 fn event_fields() -> Vec<Field> {
     vec![
         Field::new("event_id", DataType::Utf8, false),
@@ -181,19 +173,39 @@ fn event_fields() -> Vec<Field> {
     ]
 }
 
-fn event_columns<'a>(rows: impl Iterator<Item = (&'a Position, &'a OwnedEvent)> + Clone) -> Vec<ArrayRef> {
+/// The event columns, built in one pass over the rows (a row is read once, not once per
+/// column: a part file's rows do not fit in a cache).
+fn event_columns<'a>(rows: impl ExactSizeIterator<Item = (&'a Position, &'a OwnedEvent)>) -> Vec<ArrayRef> {
+    let n = rows.len();
+    let strings = || StringBuilder::with_capacity(n, n * 12);
+    let (mut id, mut device_id, mut device_type, mut status, mut location, mut firmware) = (StringBuilder::with_capacity(n, n * UUID_LEN), strings(), strings(), strings(), strings(), strings());
+    let (mut timestamp, mut duration, mut value, mut partition, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut buf = [0; UUID_LEN];
+    for (p, e) in rows {
+        id.append_value(e.event_id.as_str(&mut buf));
+        device_id.append_value(&e.device_id);
+        device_type.append_value(e.device_type.as_str());
+        timestamp.push(e.timestamp.micros());
+        duration.push(e.event_duration);
+        value.push(e.value);
+        status.append_value(e.status.as_str());
+        location.append_option(e.location.as_deref());
+        firmware.append_option(e.firmware.as_deref());
+        partition.push(p.partition as i32);
+        offset.push(p.offset as i64);
+    }
     vec![
-        str_array(rows.clone().map(|(_, e)| e.event_id.as_ref())),
-        str_array(rows.clone().map(|(_, e)| e.device_id.as_ref())),
-        str_array(rows.clone().map(|(_, e)| e.device_type.as_str())),
-        ts_array(rows.clone().map(|(_, e)| e.timestamp.micros())),
-        f64_array(rows.clone().map(|(_, e)| e.event_duration)),
-        f64_array(rows.clone().map(|(_, e)| e.value)),
-        str_array(rows.clone().map(|(_, e)| e.status.as_str())),
-        opt_str_array(rows.clone().map(|(_, e)| e.location.as_deref())),
-        opt_str_array(rows.clone().map(|(_, e)| e.firmware.as_deref())),
-        Arc::new(Int32Array::from_iter_values(rows.clone().map(|(p, _)| p.partition as i32))),
-        i64_array(rows.map(|(p, _)| p.offset as i64)),
+        Arc::new(id.finish()),
+        Arc::new(device_id.finish()),
+        Arc::new(device_type.finish()),
+        Arc::new(TimestampMicrosecondArray::from(timestamp).with_timezone("UTC")),
+        Arc::new(Float64Array::from(duration)),
+        Arc::new(Float64Array::from(value)),
+        Arc::new(status.finish()),
+        Arc::new(location.finish()),
+        Arc::new(firmware.finish()),
+        Arc::new(Int32Array::from(partition)),
+        Arc::new(Int64Array::from(offset)),
     ]
 }
 

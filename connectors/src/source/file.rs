@@ -5,9 +5,17 @@
 //! JSON is a message like any other), and a message's offset is its 0-based line number.
 //! A trailing line without `\n` is not yet a message (a writer may still be appending it).
 //! In bounded mode a reader stops at the file length seen when it was opened.
+//!
+//! Reading: in bounded mode a poll maps a window of the file (from the first unread line,
+//! about `max_bytes` long) and the batch's messages stay where they lie in it, so a line is
+//! never copied (neither from the page cache nor out of a read buffer); the window is unmapped
+//! when the batch is cleared or dropped. A bounded run expects complete files: truncating a
+//! file under it ends the process (SIGBUS), it never reads altered bytes silently. In live
+//! mode the file may still grow, so lines are read through a buffer and copied into the batch.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
@@ -37,6 +45,12 @@ impl FileSource {
 }
 
 impl Source for FileSource {
+    fn identity(&self) -> String {
+        // The folder's absolute path, so that `./in` and `/work/in` are the same input.
+        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        format!("files {}", dir.display())
+    }
+
     fn partitions(&self) -> Result<Vec<u32>, SourceError> {
         let io = |source| SourceError::Io { path: self.dir.clone(), source };
         let mut parts = Vec::new();
@@ -61,7 +75,7 @@ impl Source for FileSource {
         let io = |source| SourceError::Io { path: path.clone(), source };
         let file = File::open(&path).map_err(io)?;
         let limit = if bounded { Some(file.metadata().map_err(io)?.len()) } else { None };
-        let mut reader = FileReader { partition, path: path.clone(), reader: BufReader::with_capacity(1 << 20, file), offset: 0, consumed: 0, limit, line: Vec::new() };
+        let mut reader = FileReader { partition, path: path.clone(), reader: BufReader::with_capacity(1 << 20, file), offset: 0, consumed: 0, limit, line: Vec::new(), ends: Vec::new() };
         // Skip to the requested line (a restart resumes mid-file).
         while reader.offset < offset.unwrap_or(0) {
             let n = reader.reader.read_until(b'\n', &mut reader.line).map_err(io)?;
@@ -90,6 +104,65 @@ struct FileReader {
     limit: Option<u64>,
     /// A partial line carried over to the next poll.
     line: Vec<u8>,
+    /// The line ends found in a mapped window (kept to reuse the allocation).
+    ends: Vec<usize>,
+}
+
+/// Mapped windows start at a multiple of this, which is a multiple of every page size in use.
+const WINDOW_ALIGN: u64 = 64 << 10;
+
+/// Maps `range` of `file` read-only.
+#[allow(unsafe_code)]
+fn map_window(file: &File, range: Range<u64>) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private to this reader, and only complete lines below
+    // the length the file had when the bounded run opened it are mapped. Those bytes are not
+    // rewritten by any writer of partition files (they append); a file truncated under the
+    // run raises SIGBUS on access, which ends the process rather than reading altered bytes.
+    unsafe { memmap2::MmapOptions::new().offset(range.start).len((range.end - range.start) as usize).populate().map(file) }
+}
+
+impl FileReader {
+    /// A bounded poll: maps the next window and takes its complete lines (see the header).
+    fn poll_mapped(&mut self, out: &mut MessageBatch, max_bytes: usize, limit: u64) -> Result<PollStatus, SourceError> {
+        if self.consumed >= limit {
+            return Ok(PollStatus::Ended);
+        }
+        let base = self.consumed - self.consumed % WINDOW_ALIGN;
+        let skip = (self.consumed - base) as usize;
+        let mut want = max_bytes.max(1) as u64;
+        // Widen the window until it holds a whole line (a line may be longer than `max_bytes`).
+        let (window, end) = loop {
+            let len = (skip as u64 + want).min(limit - base);
+            let window = map_window(self.reader.get_ref(), base..base + len).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            match memchr::memrchr(b'\n', &window[skip..]) {
+                Some(i) => break (window, skip + i + 1),
+                None if base + len == limit => {
+                    // The file ends without `\n`: the fragment is not a message.
+                    self.consumed = limit;
+                    return Ok(PollStatus::Ended);
+                }
+                None => want *= 2,
+            }
+        };
+        self.ends.clear();
+        self.ends.extend(memchr::memchr_iter(b'\n', &window[skip..end]).map(|i| skip + i));
+        let partition = self.partition;
+        let lines = self.ends.iter().zip(self.offset..).scan(skip, |start, (&newline, offset)| {
+            let line = *start..newline;
+            *start = newline + 1;
+            Some((Position { partition, offset }, line))
+        });
+        // An empty batch takes the window; one that already holds messages gets copies.
+        if out.is_empty() {
+            out.set_mapped(window);
+            lines.for_each(|(position, line)| out.push_mapped(position, line));
+        } else {
+            lines.for_each(|(position, line)| out.push(position, &window[line]));
+        }
+        self.offset += self.ends.len() as u64;
+        self.consumed = base + end as u64;
+        Ok(PollStatus::Data)
+    }
 }
 
 impl PartitionReader for FileReader {
@@ -102,28 +175,17 @@ impl PartitionReader for FileReader {
     }
 
     fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
-        let start_len = out.bytes.len();
+        if let Some(limit) = self.limit {
+            return self.poll_mapped(out, max_bytes, limit);
+        }
+        let start_len = out.payload_bytes();
         let mut read_any = false;
-        while out.bytes.len() - start_len < max_bytes {
-            if let Some(limit) = self.limit {
-                if self.consumed >= limit {
-                    return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
-                }
-            }
+        while out.payload_bytes() - start_len < max_bytes {
             // Lines are copied once, from the read buffer into the batch; only a line that
             // straddles two reads goes through `self.line`.
             let buf = self.reader.fill_buf().map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
             if buf.is_empty() {
                 // End of what is written so far: keep the partial line for later.
-                if self.limit.is_some() && self.line.is_empty() {
-                    return Ok(if read_any { PollStatus::Data } else { PollStatus::Ended });
-                }
-                if self.limit.is_some() {
-                    // Bounded and the file ends without `\n`: the fragment is not a message.
-                    self.consumed = self.limit.unwrap_or(self.consumed);
-                    self.line.clear();
-                    continue;
-                }
                 return Ok(if read_any { PollStatus::Data } else { PollStatus::Idle });
             }
             let position = Position { partition: self.partition, offset: self.offset };
@@ -181,6 +243,47 @@ mod tests {
         assert_eq!(read_all(&src, 0, 2), all[2..].to_vec());
         assert_eq!(read_all(&src, 0, 9), vec![]);
         assert_eq!(read_all(&src, 2, 0), vec![]);
+    }
+
+    #[test]
+    fn a_batch_that_is_not_cleared_collects_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (0..500).map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 97))).collect();
+        std::fs::write(dir.path().join("partition-0.jsonl"), lines.join("\n") + "\n").unwrap();
+        let src = FileSource::new(dir.path());
+        for max_bytes in [1, 100, 4096, 1 << 20] {
+            // Cleared after every poll: each batch maps its own window.
+            let mapped: Vec<Vec<u8>> = read_all(&src, 0, 0).into_iter().map(|(_, b)| b).collect();
+            assert_eq!(mapped.len(), lines.len());
+            // Never cleared: the first poll maps a window, later ones copy into the batch.
+            let mut r = src.open(0, Some(3), true).unwrap();
+            let mut batch = MessageBatch::default();
+            while r.poll(&mut batch, max_bytes).unwrap() != PollStatus::Ended {}
+            let all: Vec<(u64, &[u8])> = batch.iter().map(|(p, b)| (p.offset, b)).collect();
+            assert_eq!(all.len(), lines.len() - 3);
+            for (i, (offset, bytes)) in all.into_iter().enumerate() {
+                assert_eq!((offset, bytes), ((i + 3) as u64, lines[i + 3].as_bytes()), "max_bytes {max_bytes}");
+            }
+            assert_eq!(batch.payload_bytes(), lines[3..].iter().map(String::len).sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn a_live_reader_takes_lines_as_they_are_completed() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partition-1.jsonl");
+        std::fs::write(&path, b"one\ntw").unwrap();
+        let src = FileSource::new(dir.path());
+        let mut r = src.open(1, None, false).unwrap();
+        let mut batch = MessageBatch::default();
+        assert_eq!(r.poll(&mut batch, 1 << 20).unwrap(), PollStatus::Data);
+        assert_eq!(r.poll(&mut batch, 1 << 20).unwrap(), PollStatus::Idle);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"o\nthree\n").unwrap();
+        assert_eq!(r.poll(&mut batch, 1 << 20).unwrap(), PollStatus::Data);
+        let got: Vec<(u64, &[u8])> = batch.iter().map(|(p, b)| (p.offset, b)).collect();
+        assert_eq!(got, vec![(0, &b"one"[..]), (1, b"two"), (2, b"three")]);
+        assert_eq!(r.position(), 3);
     }
 
     #[test]

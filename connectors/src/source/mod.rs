@@ -25,35 +25,71 @@ pub enum PollStatus {
     Ended,
 }
 
-/// A batch of messages read from one partition, stored back to back in one buffer so that
-/// reading allocates nothing per message.
-#[derive(Clone, Debug, Default)]
+/// A batch of messages read from one partition, stored back to back so that reading
+/// allocates nothing per message: copied into the batch's buffer ([`MessageBatch::push`]),
+/// or left where they lie in a mapped window of a file ([`MessageBatch::set_mapped`]), which
+/// spares the copies from the page cache and from a read buffer.
+#[derive(Debug, Default)]
 pub struct MessageBatch {
-    /// The message bytes, concatenated.
-    pub bytes: Vec<u8>,
-    /// For each message: where it came from and its end offset in `bytes`.
-    pub messages: Vec<(Position, usize)>,
+    /// Message bytes copied in, back to back.
+    bytes: Vec<u8>,
+    /// A mapped window of a file the messages lie in, if they are not copied.
+    mapped: Option<memmap2::Mmap>,
+    /// For each message: where it came from and its byte range in [`MessageBatch::data`].
+    messages: Vec<(Position, usize, usize)>,
+    /// Payload bytes of all messages.
+    payload_bytes: usize,
 }
 
 impl MessageBatch {
-    /// Removes every message, keeping the allocations.
+    /// An empty batch with room for about `bytes` of copied messages.
+    pub fn with_capacity(bytes: usize) -> Self {
+        // Room for one more message than asked, since a poll stops only past `bytes`.
+        MessageBatch { bytes: Vec::with_capacity(bytes + (64 << 10)), messages: Vec::with_capacity(bytes / 128), ..Default::default() }
+    }
+    /// Removes every message (and unmaps the window), keeping the allocations.
     pub fn clear(&mut self) {
         self.bytes.clear();
+        self.mapped = None;
         self.messages.clear();
+        self.payload_bytes = 0;
     }
-    /// Appends a message.
+    /// Appends a copy of a message.
     pub fn push(&mut self, position: Position, payload: &[u8]) {
+        if let Some(window) = self.mapped.take() {
+            // Copies after mapped messages (a caller that does not clear between polls):
+            // copy the mapped ones first, since a batch holds its messages in one place.
+            for (_, start, end) in self.messages.iter_mut() {
+                let copied = self.bytes.len();
+                self.bytes.extend_from_slice(&window[*start..*end]);
+                (*start, *end) = (copied, self.bytes.len());
+            }
+        }
+        let start = self.bytes.len();
         self.bytes.extend_from_slice(payload);
-        self.messages.push((position, self.bytes.len()));
+        self.messages.push((position, start, self.bytes.len()));
+        self.payload_bytes += payload.len();
+    }
+    /// Makes an empty batch hold messages that lie in `window` (see [`Self::push_mapped`]).
+    pub fn set_mapped(&mut self, window: memmap2::Mmap) {
+        assert!(self.is_empty(), "only an empty batch can take a mapped window");
+        self.mapped = Some(window);
+    }
+    /// Appends the message at `range` of the mapped window.
+    pub fn push_mapped(&mut self, position: Position, range: std::ops::Range<usize>) {
+        let window = self.mapped.as_ref().expect("set_mapped comes first");
+        assert!(range.end <= window.len(), "a message lies within the window");
+        self.payload_bytes += range.len();
+        self.messages.push((position, range.start, range.end));
+    }
+    /// The bytes the messages lie in.
+    fn data(&self) -> &[u8] {
+        self.mapped.as_deref().unwrap_or(&self.bytes)
     }
     /// The messages in order, with their positions.
     pub fn iter(&self) -> impl Iterator<Item = (Position, &[u8])> {
-        let mut start = 0;
-        self.messages.iter().map(move |&(pos, end)| {
-            let payload = &self.bytes[start..end];
-            start = end;
-            (pos, payload)
-        })
+        let data = self.data();
+        self.messages.iter().map(move |&(pos, start, end)| (pos, &data[start..end]))
     }
     /// Number of messages.
     pub fn len(&self) -> usize {
@@ -62,6 +98,10 @@ impl MessageBatch {
     /// Whether there are no messages.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+    /// Payload bytes of all messages.
+    pub fn payload_bytes(&self) -> usize {
+        self.payload_bytes
     }
 }
 
@@ -84,6 +124,10 @@ pub trait PartitionReader: Send {
 
 /// A partitioned source: lists its partitions and opens readers on them.
 pub trait Source: Send + Sync {
+    /// What this input is, as recorded in the checkpoint: a restart over another input would
+    /// skip rows (their files count as committed) and mix two inputs' positions, so the
+    /// engine refuses it (see `connectors::sink::commit`, "Input identity").
+    fn identity(&self) -> String;
     /// The partition numbers, ascending.
     fn partitions(&self) -> Result<Vec<u32>, SourceError>;
     /// Opens a reader on `partition` starting at `offset` (`None`: where a partition read for

@@ -59,6 +59,8 @@ pub struct CommitConfig {
     pub store: Arc<dyn TableStore>,
     /// Where the commit records go.
     pub records: CheckpointStore,
+    /// The input's identity, recorded in each commit record.
+    pub input: String,
     /// The last record of an earlier run: its frontier and resume points.
     pub previous: Option<(Option<u64>, BTreeMap<u32, ResumePoint>)>,
     /// The epoch number of the first commit of this run.
@@ -248,6 +250,7 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
             watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),
             committed_at_micros: chrono::Utc::now().timestamp_micros(),
+            input: Some(config.input.clone()),
         };
         if let Err(e) = commit(config.store.as_ref(), &config.records, &record) {
             eprintln!("error: cannot commit epoch {epoch}: {e} (the next start recovers)");

@@ -11,9 +11,9 @@
 //! forgotten once the frontier passes `m + horizon`, so a copy at minute `m2` is a duplicate
 //! exactly when `m2 ≤ m + horizon` (and is kept as a new first copy otherwise). A later copy of a forgotten id could only be
 //! on time if its event time were more than the horizon after the first (a byte copy of it
-//! would be late and never reach dedup), so memory is bounded by the ids of the last two
-//! horizons of event time (forgotten ids are swept out once per horizon), not by the length
-//! of the stream. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventKey`]).
+//! would be late and never reach dedup), so memory is bounded by the ids of the last 1¼
+//! horizons of event time (forgotten ids are swept out every quarter horizon), not by the length
+//! of the stream. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventId::Uuid`]).
 //!
 //! After a restart, a second input brings back the events committed before the checkpoint's
 //! frontier that this state depends on (see [`super::seed`]): each is an id already kept at
@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use connectors::schema::{DeviceType, EventTime, Position};
+use connectors::schema::{DeviceType, EventId, EventTime, Position};
 use connectors::sink::EventRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
@@ -54,38 +54,12 @@ pub fn stable_hash(s: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(s.as_bytes())
 }
 
-/// An event id as dedup remembers it: a canonical UUID (36 characters, lowercase hex digits
-/// and hyphens at 8-4-4-4-12) as its 128 bits, any other id as its text. Two ids are equal
-/// exactly when their texts are: the 128 bits spell a canonical UUID one way only.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum EventKey {
-    /// A canonical UUID.
-    Uuid(u128),
-    /// Any other id.
-    Other(Box<str>),
-}
-
-impl EventKey {
-    /// The key of an id.
-    pub fn of(id: &str) -> Self {
-        let b = id.as_bytes();
-        if b.len() == 36 && b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-' {
-            let mut bits = 0u128;
-            let mut canonical = true;
-            for &c in b[..8].iter().chain(&b[9..13]).chain(&b[14..18]).chain(&b[19..23]).chain(&b[24..]) {
-                let nibble = match c {
-                    b'0'..=b'9' => c - b'0',
-                    b'a'..=b'f' => c - b'a' + 10,
-                    _ => 16,
-                };
-                canonical &= nibble < 16;
-                bits = bits << 4 | (nibble & 15) as u128;
-            }
-            if canonical {
-                return EventKey::Uuid(bits);
-            }
-        }
-        EventKey::Other(id.into())
+/// The worker an event id is routed to is chosen by this hash: [`stable_hash`] of the id's
+/// text, or of a UUID's 16 bytes (big-endian), which is cheaper than spelling it.
+pub fn id_hash(id: &EventId<'_>) -> u64 {
+    match id {
+        EventId::Uuid(bits) => xxhash_rust::xxh3::xxh3_64(&bits.to_be_bytes()),
+        EventId::Text(text) => stable_hash(text),
     }
 }
 
@@ -108,10 +82,10 @@ pub trait DedupByEventId<'s> {
 
 impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
     fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
-        let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| stable_hash(&row.event.event_id));
+        let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| id_hash(&row.event.event_id));
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
         let mut input = builder.new_input(self.inner, exchange);
-        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| stable_hash(&row.event.event_id)));
+        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| id_hash(&row.event.event_id)));
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
@@ -121,14 +95,13 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
             // and the seeds of that minute.
             let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
             // Ids kept, with the minute they were kept at; an entry older than the horizon
-            // counts as forgotten, and is removed by a sweep once per horizon.
-            let mut seen: FxHashMap<EventKey, u64> = FxHashMap::default();
+            // counts as forgotten, and is removed by a sweep every quarter horizon.
+            let mut seen: FxHashMap<EventId<'static>, u64> = FxHashMap::default();
             let mut swept = 0u64;
             // The kept measurements of the minute being decided, per device type.
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
-            let mut keys: Vec<Option<EventKey>> = Vec::new();
             move |frontiers| {
                 let (frontier, seed_frontier) = (&frontiers[0], &frontiers[1]);
                 input.for_each(|cap, data| {
@@ -161,15 +134,16 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     let ([rows_cap, measurements_cap], mut rows, seeds) = entry.remove();
                     // An id kept at minute `m` is remembered while `minute <= m + horizon`, and
                     // only then, so the outcome does not depend on how far the frontier jumped;
-                    // forgotten entries are swept out once per horizon.
+                    // forgotten entries are swept out every quarter horizon (the map then holds
+                    // at most 1¼ horizons of ids, not 2).
                     let remembered = |kept: u64| minute <= kept + horizon_minutes;
-                    if minute > swept + horizon_minutes {
+                    if minute >= swept + (horizon_minutes / 4).max(1) {
                         seen.retain(|_, kept| remembered(*kept));
                         swept = minute;
                     }
                     // Seeds were kept before the restart: remember them, never emit them as rows.
                     for (row, measure) in seeds {
-                        let kept = seen.entry(EventKey::of(&row.event.event_id)).or_insert(minute);
+                        let kept = seen.entry(row.event.event_id.clone()).or_insert(minute);
                         if !remembered(*kept) {
                             *kept = minute;
                         }
@@ -180,13 +154,11 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     // Decide in (event time, partition, offset) order; emit in any order.
                     order.clear();
                     order.extend(rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)));
-                    keys.clear();
-                    keys.extend(rows.iter().map(|r| Some(EventKey::of(&r.event.event_id))));
                     order.sort_unstable();
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        match seen.entry(keys[i].take().expect("each row is decided once")) {
+                        match seen.entry(rows[i].event.event_id.clone()) {
                             Entry::Occupied(mut e) => {
                                 if remembered(*e.get()) {
                                     duplicates += 1;
@@ -236,19 +208,5 @@ mod tests {
         // XXH3-64, seed 0: known vectors of the specification's reference implementation.
         assert_eq!(stable_hash(""), 0x2d06800538d394c2);
         assert_eq!(stable_hash("a"), 0xe6c632b61e964e1f);
-    }
-
-    #[test]
-    fn event_keys_are_equal_exactly_when_ids_are() {
-        let id = "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9c";
-        assert_eq!(EventKey::of(id), EventKey::of(&id.to_owned()));
-        assert!(matches!(EventKey::of(id), EventKey::Uuid(_)));
-        // Upper case, braces, a misplaced hyphen or another length are other ids.
-        for other in ["9B2C4E1A-7F3D-4C2B-8A1E-0D5F6E7A8B9C", "9b2c4e1a7-f3d-4c2b-8a1e-0d5f6e7a8b9c", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9", "x"] {
-            assert_eq!(EventKey::of(other), EventKey::Other(other.into()));
-            assert_ne!(EventKey::of(other), EventKey::of(id));
-        }
-        assert_ne!(EventKey::of(id), EventKey::of("9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9d"));
-        assert_eq!(EventKey::of("00000000-0000-0000-0000-000000000010"), EventKey::Uuid(16));
     }
 }

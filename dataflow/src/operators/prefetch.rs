@@ -13,11 +13,14 @@
 //! through its activator. The queue holds [`QUEUE_BATCHES`] batches: when the operator does
 //! not take them (flow control throttles the partition), the thread waits. An idle partition
 //! (nothing to read now) parks the thread until the reader's waker or `idle_poll` passes.
+//! The operator hands each batch's buffers back ([`Prefetcher::recycle`]), so that a
+//! partition's thread reuses a few warm buffers instead of allocating (and faulting in) a
+//! fresh one per batch.
 //! The thread ends after the reader ends (bounded mode), after a read error (which it hands
 //! to the operator), or once the [`Prefetcher`] is dropped.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::mpsc::{sync_channel, Receiver, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,8 +41,6 @@ pub struct ParsedBatch {
     pub status: PollStatus,
     /// The reader's position after the batch: the offset of the next message.
     pub position: u64,
-    /// The reader's lag after the batch, if it knows.
-    pub lag: Option<u64>,
 }
 
 /// The operator's end of a partition's reading thread.
@@ -47,9 +48,18 @@ pub struct Prefetcher {
     partition: u32,
     queue: Receiver<Result<ParsedBatch, SourceError>>,
     position: u64,
-    lag: Option<u64>,
+    /// The reader's lag after its last poll (-1: unknown), updated by the reading thread
+    /// after every poll, including those that found nothing.
+    lag: Arc<AtomicI64>,
     closed: Arc<AtomicBool>,
     thread: std::thread::Thread,
+    spare: SyncSender<Spare>,
+}
+
+/// The buffers of a used batch, emptied, on their way back to the reading thread.
+struct Spare {
+    batch: MessageBatch,
+    parsed: Vec<Result<OwnedEvent, RejectReason>>,
 }
 
 /// What [`Prefetcher::next`] found.
@@ -68,16 +78,22 @@ impl Prefetcher {
     pub fn start(mut reader: Box<dyn PartitionReader>, batch_bytes: usize, max_message_bytes: usize, idle_poll: Duration, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
         let (partition, position) = (reader.partition(), reader.position());
         let (sender, queue) = sync_channel(QUEUE_BATCHES);
+        // Every batch in flight (queued, being read, being used) can come back at once.
+        let (spare, spares) = sync_channel::<Spare>(QUEUE_BATCHES + 2);
         let closed = Arc::new(AtomicBool::new(false));
         let thread_closed = Arc::clone(&closed);
+        let lag = Arc::new(AtomicI64::new(-1));
+        let thread_lag = Arc::clone(&lag);
         let handle = std::thread::Builder::new().name(format!("read-p{partition}")).spawn(move || {
             let me = std::thread::current();
             reader.set_waker(Arc::new(move || me.unpark()));
+            // The buffers of a poll that found nothing, for the next poll.
+            let mut idle_buffers: Option<Spare> = None;
             loop {
                 if thread_closed.load(Relaxed) {
                     return;
                 }
-                let mut batch = MessageBatch::default();
+                let Spare { mut batch, mut parsed } = idle_buffers.take().or_else(|| spares.try_recv().ok()).unwrap_or_else(|| Spare { batch: MessageBatch::with_capacity(batch_bytes), parsed: Vec::new() });
                 let status = match reader.poll(&mut batch, batch_bytes) {
                     Ok(status) => status,
                     Err(e) => {
@@ -86,12 +102,14 @@ impl Prefetcher {
                         return;
                     }
                 };
+                thread_lag.store(reader.lag().map_or(-1, |l| l as i64), Relaxed);
                 if batch.is_empty() && status == PollStatus::Idle {
+                    idle_buffers = Some(Spare { batch, parsed }); // unused: the next poll takes them
                     std::thread::park_timeout(idle_poll);
                     continue;
                 }
-                let parsed = batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| e.into_owned())).collect();
-                let out = ParsedBatch { batch, parsed, status, position: reader.position(), lag: reader.lag() };
+                parsed.extend(batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| e.into_owned())));
+                let out = ParsedBatch { batch, parsed, status, position: reader.position() };
                 if sender.send(Ok(out)).is_err() {
                     return; // the operator is gone
                 }
@@ -101,7 +119,7 @@ impl Prefetcher {
                 }
             }
         })?;
-        Ok(Prefetcher { partition, queue, position, lag: None, closed, thread: handle.thread().clone() })
+        Ok(Prefetcher { partition, queue, position, lag, closed, thread: handle.thread().clone(), spare })
     }
 
     /// The partition read.
@@ -114,9 +132,16 @@ impl Prefetcher {
         self.position
     }
 
-    /// The reader's lag as of the last batch received, if it knows.
+    /// The reader's lag after its last poll, if it knows.
     pub fn lag(&self) -> Option<u64> {
-        self.lag
+        u64::try_from(self.lag.load(Relaxed)).ok()
+    }
+
+    /// Hands a used batch's buffers back to the reading thread (`parsed` must be empty).
+    pub fn recycle(&self, mut batch: MessageBatch, parsed: Vec<Result<OwnedEvent, RejectReason>>) {
+        batch.clear();
+        debug_assert!(parsed.is_empty());
+        let _ = self.spare.try_send(Spare { batch, parsed }); // dropped if the thread has enough
     }
 
     /// The next batch, if one is queued.
@@ -124,7 +149,6 @@ impl Prefetcher {
         match self.queue.try_recv() {
             Ok(Ok(batch)) => {
                 self.position = batch.position;
-                self.lag = batch.lag;
                 Next::Batch(batch)
             }
             Ok(Err(e)) => Next::Failed(format!("cannot read partition {}: {e}", self.partition)),

@@ -17,6 +17,20 @@
 //!   closed: an on-time event is filed as `late` with the frontier as the watermark it missed,
 //!   and late and rejected rows are filed under the frontier. (Partitions present at start,
 //!   the only ones in bounded mode, are never affected: the frontier waits for them.)
+//! - Idle partitions (live mode, `--idle-timeout`, like Flink's `withIdleness`): a partition
+//!   that is caught up (its reading thread has nothing queued and, where the source knows,
+//!   nothing is left below the high watermark) and has received no message for the timeout
+//!   (processing time) stops holding the frontier back: the capability follows the least
+//!   watermark of the worker's other partitions. A worker whose every open partition is idle
+//!   follows the least watermark of the process's partitions that are not idle; when no
+//!   partition of the process is active, the frontier holds (a pause of every producer
+//!   closes nothing). When an idle partition receives messages again it is active again: a
+//!   record older than the frontier is filed exactly like one of a newly discovered
+//!   partition (below), the rest join normally. Bounded runs never idle: the end offsets
+//!   decide. Which records count as late therefore depends on processing time in live mode
+//!   only, and only for a partition that was idle. As with Flink's idleness, when every
+//!   partition has been idle and they resume, records of one behind the watermark of another
+//!   that resumed first are late: set the timeout above the longest pause of a live producer.
 //! - Stop (Ctrl-C in live mode): the operator stops reading and drops its capability; the
 //!   sinks then write only what the frontier had completed (see [`super::sink`]).
 //!
@@ -46,7 +60,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use connectors::source::{PollStatus, Source};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
@@ -84,6 +98,9 @@ pub struct SourceConfig {
     pub max_ahead_minutes: u64,
     /// Where a restart reads again (default: a first run).
     pub resume: Arc<Resume>,
+    /// Live mode: how long a caught-up partition may receive nothing before it stops
+    /// holding the frontier back (`None`: never; see the module header).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What a restart resumes from: the last commit's frontier and resume points.
@@ -103,6 +120,12 @@ struct Assigned {
     max_minute: Option<u64>,
     /// The start point, to report in the first activation.
     start: Option<ResumePoint>,
+    /// When the partition was opened or last delivered a message (processing time).
+    last_message: Instant,
+    /// Whether the last look found nothing queued and nothing left to read.
+    caught_up: bool,
+    /// Whether the partition is idle (see the module header).
+    idle: bool,
 }
 
 /// The three streams the source produces.
@@ -140,7 +163,8 @@ pub fn partition_source<'s>(
             let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
             let start = point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
             let reader = Prefetcher::start(reader, config.batch_bytes, config.max_message_bytes, config.idle_poll, Arc::clone(&waker))?;
-            Ok(Assigned { reader, watermark: PartitionWatermark::resume(config.lateness_micros, max_event), ended: false, max_minute: None, start: Some(start) })
+            let watermark = PartitionWatermark::resume(config.lateness_micros, max_event);
+            Ok(Assigned { reader, watermark, ended: false, max_minute: None, start: Some(start), last_message: Instant::now(), caught_up: false, idle: false })
         }
     };
     let from_minute = config.resume.from_minute;
@@ -220,10 +244,15 @@ pub fn partition_source<'s>(
                         continue;
                     }
                 }
-                let ParsedBatch { batch, parsed, status, .. } = match part.reader.next() {
-                    Next::Batch(b) => b,
+                let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next() {
+                    Next::Batch(b) => {
+                        part.last_message = Instant::now();
+                        part.caught_up = false;
+                        b
+                    }
                     Next::Empty => {
                         idle = true;
+                        part.caught_up = part.reader.lag().is_none_or(|lag| lag == 0);
                         continue;
                     }
                     Next::Failed(e) => panic!("source failed: {e}"),
@@ -234,7 +263,7 @@ pub fn partition_source<'s>(
                 }
                 let (mut accepted, mut late, mut replayed) = (0, 0, 0);
                 // Every record's minute is at least the capabilities' (the least watermark).
-                for ((pos, raw), parsed) in batch.iter().zip(parsed) {
+                for ((pos, raw), parsed) in batch.iter().zip(parsed.drain(..)) {
                     let max_event_before = part.watermark.max_event_time();
                     let mut classified = classify(pos, raw, parsed, &mut part.watermark);
                     if classified.minute() < floor {
@@ -266,10 +295,11 @@ pub fn partition_source<'s>(
                     }
                 }
                 counters.read.fetch_add(batch.len() as u64, Relaxed);
-                counters.bytes_read.fetch_add((batch.bytes.len() + batch.len()) as u64, Relaxed);
+                counters.bytes_read.fetch_add((batch.payload_bytes() + batch.len()) as u64, Relaxed);
                 counters.accepted.fetch_add(accepted, Relaxed);
                 counters.late.fetch_add(late, Relaxed);
                 counters.replayed.fetch_add(replayed, Relaxed);
+                part.reader.recycle(batch, parsed);
             }
             drop(accepted_session);
             for (minute, point) in points {
@@ -281,20 +311,43 @@ pub fn partition_source<'s>(
             for (minute, row) in rejected_rows {
                 rejected_out.session(&caps[2].delayed(&minute)).give(row);
             }
-            if let Ok(mut marks) = counters.partition_watermarks.lock() {
+            if let Some(timeout) = config.idle_timeout {
+                for part in assigned.iter_mut().filter(|p| !p.ended) {
+                    let idle = part.caught_up && part.last_message.elapsed() >= timeout;
+                    if idle != part.idle {
+                        part.idle = idle;
+                        let partition = part.reader.partition();
+                        match idle {
+                            true => tracing::info!(partition, timeout = %humantime::format_duration(timeout), "partition idle: it no longer holds the frontier back"),
+                            false => tracing::info!(partition, "partition active again"),
+                        }
+                    }
+                }
+            }
+            if let (Ok(mut marks), Ok(mut idle)) = (counters.partition_watermarks.lock(), counters.partition_idle.lock()) {
                 for p in assigned.iter() {
                     if let Some(w) = p.watermark.watermark() {
                         marks.insert(p.reader.partition(), w.micros());
                     }
+                    match p.ended {
+                        true => idle.remove(&p.reader.partition()),
+                        false => idle.insert(p.reader.partition(), p.idle),
+                    };
                 }
             }
-            // Follow the least watermark of the partitions that are still open.
+            // Follow the least watermark of the partitions that are still open and active.
             let open: Vec<_> = assigned.iter().filter(|p| !p.ended).collect();
             if open.is_empty() {
                 capabilities = None;
                 return;
             }
-            let least = open.iter().map(|p| p.watermark.watermark().map_or(0, |w| w.micros().max(0))).min().unwrap_or(0);
+            let watermark = |p: &Assigned| p.watermark.watermark().map_or(0, |w| w.micros().max(0));
+            let least = match open.iter().filter(|p| !p.idle).map(|p| watermark(p)).min() {
+                Some(least) => least,
+                // Every open partition of this worker is idle: follow the process's active ones
+                // (none active in the process: hold).
+                None => process_active_least(&counters).unwrap_or(0),
+            };
             counters.watermark_micros.fetch_max(least, Relaxed);
             let minute = connectors::schema::EventTime(least).minute();
             if minute > *caps[0].time() {
@@ -324,6 +377,14 @@ pub fn partition_source<'s>(
         }
     });
     Ok(SourceStreams { accepted, late, rejected, resume_points })
+}
+
+/// The least watermark (microseconds, 0 if one has none yet) over the partitions of this
+/// process that are open and not idle, as the workers last published them; `None` if there is
+/// none. Values may be a little stale, which only makes them smaller (watermarks only grow).
+fn process_active_least(counters: &Counters) -> Option<i64> {
+    let (marks, idle) = (counters.partition_watermarks.lock().ok()?, counters.partition_idle.lock().ok()?);
+    idle.iter().filter(|(_, idle)| !**idle).map(|(p, _)| marks.get(p).copied().unwrap_or(0).max(0)).min()
 }
 
 /// Refiles a record of a partition discovered after the frontier passed its minute (see the

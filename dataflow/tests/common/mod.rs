@@ -66,6 +66,7 @@ pub fn run_engine(input: &Path, output: &Path, workers: usize) -> RunSummary {
 pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path, workers: usize) -> RunSummary {
     let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
     let config = PipelineConfig {
+        input: source.identity(),
         source,
         records: connectors::sink::commit::CheckpointStore::in_output(Arc::clone(&store)),
         store,
@@ -79,6 +80,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
             idle_poll: std::time::Duration::from_millis(10),
             max_ahead_minutes: 180,
             resume: Default::default(),
+            idle_timeout: None,
         },
         dedup_horizon_minutes: DEDUP_HORIZON_MINUTES as u64,
         daily_refresh_minutes: 60,
@@ -364,4 +366,26 @@ pub fn file_list(output: &Path) -> Vec<String> {
     out.retain(|f| !f.starts_with('_'));
     out.sort();
     out
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
+pub fn wait_at_most(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: the engine was still running after {limit:?} (a hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child`.
+pub fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success(), "kill -INT {} failed", child.id());
 }
