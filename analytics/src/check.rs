@@ -36,8 +36,27 @@ fn close(a: &Value, b: &Value) -> bool {
     }
 }
 
-const DAILY_COLUMNS: [&str; 9] = ["date", "device_type", "event_count", "kept_count", "outliers_removed", "mean_duration", "stddev_duration", "p95_duration", "avg_kept_duration"];
-const WINDOW_COLUMNS: [&str; 8] = ["window_start", "device_type", "event_count", "avg_duration", "min_duration", "max_duration", "avg_value", "p95_duration"];
+const DAILY_COLUMNS: [&str; 9] = [
+    "date",
+    "device_type",
+    "event_count",
+    "kept_count",
+    "outliers_removed",
+    "mean_duration",
+    "stddev_duration",
+    "p95_duration",
+    "avg_kept_duration",
+];
+const WINDOW_COLUMNS: [&str; 8] = [
+    "window_start",
+    "device_type",
+    "event_count",
+    "avg_duration",
+    "min_duration",
+    "max_duration",
+    "avg_value",
+    "p95_duration",
+];
 
 fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> anyhow::Result<Flat> {
     let mut out = Flat::new();
@@ -50,7 +69,13 @@ fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> anyhow::Result<
             } else {
                 anyhow::bail!("unexpected type of column {}", columns[0]);
             };
-            let ty = b.column(1).as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string"))?.value(i).to_owned();
+            let ty = b
+                .column(1)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| anyhow::anyhow!("device_type is not a string"))?
+                .value(i)
+                .to_owned();
             let mut values = Vec::new();
             for (c, name) in columns.iter().enumerate().skip(2) {
                 let col = b.column(c).as_any();
@@ -78,7 +103,9 @@ fn compare(table: &str, stream: &Flat, batch: &Flat, diffs: &mut Vec<String>) {
             Some(got) => {
                 for ((name, g), (_, e)) in got.iter().zip(expected) {
                     if !close(g, e) {
-                        diffs.push(format!("{table} {key:?}: {name} is {g} in the stream, {e} in the batch recomputation"));
+                        diffs.push(format!(
+                            "{table} {key:?}: {name} is {g} in the stream, {e} in the batch recomputation"
+                        ));
                     }
                 }
             }
@@ -113,18 +140,30 @@ pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> anyhow::Result<Vec
     };
     let daily = table("daily_p95");
     let stream_daily = daily.read_columns(&daily.committed_files(all)?, Columns::only(&DAILY_COLUMNS))?;
-    let recomputed_daily = recomputed_daily.iter().map(|b| b.project(&(0..9).collect::<Vec<_>>())).collect::<Result<Vec<_>, _>>()?;
-    compare("daily_p95", &flatten(&stream_daily, &DAILY_COLUMNS)?, &flatten(&recomputed_daily, &DAILY_COLUMNS)?, &mut diffs);
+    let recomputed_daily =
+        recomputed_daily.iter().map(|b| b.project(&(0..9).collect::<Vec<_>>())).collect::<Result<Vec<_>, _>>()?;
+    compare(
+        "daily_p95",
+        &flatten(&stream_daily, &DAILY_COLUMNS)?,
+        &flatten(&recomputed_daily, &DAILY_COLUMNS)?,
+        &mut diffs,
+    );
 
     let recomputed_windows = {
         let rows = crate::windows::windows(&events, all)?;
         let refs: Vec<_> = rows.iter().collect();
-        let b = <connectors::sink::WindowRow as connectors::sink::Table>::to_batch(&refs, connectors::schema::EventTime(0));
+        let b =
+            <connectors::sink::WindowRow as connectors::sink::Table>::to_batch(&refs, connectors::schema::EventTime(0));
         // Drop window_end so the columns line up with WINDOW_COLUMNS.
         b.project(&[0, 2, 3, 4, 5, 6, 7, 8])?
     };
     let windows = table("windows");
     let stream_windows = windows.read_columns(&windows.committed_files(all)?, Columns::only(&WINDOW_COLUMNS))?;
-    compare("windows", &flatten(&stream_windows, &WINDOW_COLUMNS)?, &flatten(&[recomputed_windows], &WINDOW_COLUMNS)?, &mut diffs);
+    compare(
+        "windows",
+        &flatten(&stream_windows, &WINDOW_COLUMNS)?,
+        &flatten(&[recomputed_windows], &WINDOW_COLUMNS)?,
+        &mut diffs,
+    );
     Ok(diffs)
 }

@@ -19,7 +19,8 @@ use crate::{p95_nearest_rank_unsorted, sum};
 pub const MIN_EVENTS: usize = 500;
 
 /// The columns of `events` the daily p95 reads (`device_type` as a dictionary).
-const COLUMNS: Columns<'static> = Columns { names: Some(&["device_type", "timestamp", "event_duration"]), dictionary: &["device_type"] };
+const COLUMNS: Columns<'static> =
+    Columns { names: Some(&["device_type", "timestamp", "event_duration"]), dictionary: &["device_type"] };
 
 /// Durations grouped by (days since epoch, device type).
 pub type Groups = BTreeMap<(i32, DeviceType), Vec<f64>>;
@@ -51,19 +52,45 @@ fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
     let mut day: Option<i32> = None;
     let mut buckets: [Vec<f64>; TYPES] = Default::default();
     for batch in batches {
-        let types = batch.column(0).as_any().downcast_ref::<DictionaryArray<Int32Type>>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
-        let names = types.values().as_any().downcast_ref::<StringArray>().ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
-        let times = batch.column(1).as_any().downcast_ref::<TimestampMicrosecondArray>().ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
-        let durations = batch.column(2).as_any().downcast_ref::<Float64Array>().ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
+        let types = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<DictionaryArray<Int32Type>>()
+            .ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+        let names = types
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+        let times = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
+        let durations = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
         if types.null_count() + times.null_count() + durations.null_count() > 0 {
             anyhow::bail!("a required column is null in the events table");
         }
         // The type of each distinct dictionary value (None: not a device type).
-        let kind: Vec<Option<usize>> = (0..names.len()).map(|j| if names.is_null(j) { None } else { DeviceType::ALL.iter().position(|t| t.as_str() == names.value(j)) }).collect();
+        let kind: Vec<Option<usize>> = (0..names.len())
+            .map(|j| {
+                if names.is_null(j) {
+                    None
+                } else {
+                    DeviceType::ALL.iter().position(|t| t.as_str() == names.value(j))
+                }
+            })
+            .collect();
         let (keys, times, durations) = (types.keys().values(), times.values(), durations.values());
         for i in 0..batch.num_rows() {
             let key = keys[i] as usize;
-            let Some(ty) = kind[key] else { anyhow::bail!("unknown device_type {:?} in the events table", names.value(key)) };
+            let Some(ty) = kind[key] else {
+                anyhow::bail!("unknown device_type {:?} in the events table", names.value(key))
+            };
             let d = times[i].div_euclid(MICROS_PER_DAY) as i32;
             if day != Some(d) {
                 if let Some(previous) = day {
@@ -145,7 +172,17 @@ pub fn daily_p95(events: &Table, range: DateRange) -> anyhow::Result<Vec<DailyRo
 /// Writes rows as CSV with a header (the `daily_p95` column names, dates as YYYY-MM-DD).
 pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["date", "device_type", "event_count", "kept_count", "outliers_removed", "mean_duration", "stddev_duration", "p95_duration", "avg_kept_duration"])?;
+    w.write_record([
+        "date",
+        "device_type",
+        "event_count",
+        "kept_count",
+        "outliers_removed",
+        "mean_duration",
+        "stddev_duration",
+        "p95_duration",
+        "avg_kept_duration",
+    ])?;
     for r in rows {
         w.write_record([
             date_of(r.date).to_string(),
@@ -166,7 +203,10 @@ pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> anyhow::Result
 
 /// Prints rows as an aligned text table.
 pub fn print_table(rows: &[DailyRow]) {
-    println!("{:<10}  {:<11}  {:>8}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}", "date", "device_type", "events", "kept", "outliers", "mean", "stddev", "p95", "avg_kept");
+    println!(
+        "{:<10}  {:<11}  {:>8}  {:>8}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}",
+        "date", "device_type", "events", "kept", "outliers", "mean", "stddev", "p95", "avg_kept"
+    );
     for r in rows {
         println!(
             "{:<10}  {:<11}  {:>8}  {:>8}  {:>8}  {:>10.3}  {:>10.3}  {:>10.2}  {:>10.3}",

@@ -16,7 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 
 use crate::table::{open_store, path_date, Columns, DateRange, Table};
 
@@ -46,7 +49,8 @@ fn cell(col: &dyn Array, row: usize) -> String {
     } else if let Some(a) = any.downcast_ref::<Float64Array>() {
         format!("{:?}", a.value(row))
     } else if let Some(a) = any.downcast_ref::<TimestampMicrosecondArray>() {
-        a.value_as_datetime(row).map_or_else(|| a.value(row).to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        a.value_as_datetime(row)
+            .map_or_else(|| a.value(row).to_string(), |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
     } else if let Some(a) = any.downcast_ref::<Date32Array>() {
         a.value_as_date(row).map_or_else(|| a.value(row).to_string(), |d| d.to_string())
     } else if let Some(a) = any.downcast_ref::<BinaryArray>() {
@@ -87,7 +91,10 @@ fn complete_before(table: &str, file: &str, batch: &RecordBatch, f: i64) -> Vec<
     let n = batch.num_rows();
     // `floor`: the least minute a row is filed at (late rows are filed at their watermark,
     // clamped to the epoch).
-    let minutes_below = |column: &str, floor: i64| match batch.column_by_name(column).and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>()) {
+    let minutes_below = |column: &str, floor: i64| match batch
+        .column_by_name(column)
+        .and_then(|c| c.as_any().downcast_ref::<TimestampMicrosecondArray>())
+    {
         Some(a) => (0..n).map(|r| a.value(r).div_euclid(60_000_000).max(floor) < f).collect(),
         None => vec![false; n],
     };
@@ -112,7 +119,9 @@ fn complete_before(table: &str, file: &str, batch: &RecordBatch, f: i64) -> Vec<
 /// (see the module header); equal to [`diff`] without part files when `a` is complete.
 pub fn diff_prefix(a: &str, b: &str) -> anyhow::Result<Diff> {
     let (store_a, store_b) = (open_store(a)?, open_store(b)?);
-    let checkpoint = connectors::sink::commit::load(&connectors::sink::commit::CheckpointStore::in_output(std::sync::Arc::clone(&store_a)))?;
+    let checkpoint = connectors::sink::commit::load(&connectors::sink::commit::CheckpointStore::in_output(
+        std::sync::Arc::clone(&store_a),
+    ))?;
     let Some(frontier) = checkpoint.last.as_ref().map(|r| r.frontier_minute) else {
         anyhow::bail!("{a} has no checkpoint: --prefix compares a live run's committed output");
     };
@@ -141,7 +150,10 @@ pub fn diff_prefix(a: &str, b: &str) -> anyhow::Result<Diff> {
         d.rows.insert(table, ra.len());
         let (not_in_b, _) = multiset_difference(&ra, &all_b);
         let (_, missing) = multiset_difference(&ra, &required_b);
-        for (what, list) in [(format!("in {a} but not in {b}"), not_in_b), (format!("in {b} before the frontier of {a} but not in {a}"), missing)] {
+        for (what, list) in [
+            (format!("in {a} but not in {b}"), not_in_b),
+            (format!("in {b} before the frontier of {a} but not in {a}"), missing),
+        ] {
             if list.is_empty() {
                 continue;
             }
@@ -177,7 +189,13 @@ pub fn diff(a: &str, b: &str, files: bool) -> anyhow::Result<Diff> {
             }
         }
         if files && fa != fb {
-            d.lines.push(format!("{table}: different part files ({} vs {}); first of {a}: {:?}, of {b}: {:?}", fa.len(), fb.len(), fa.first(), fb.first()));
+            d.lines.push(format!(
+                "{table}: different part files ({} vs {}); first of {a}: {:?}, of {b}: {:?}",
+                fa.len(),
+                fb.len(),
+                fa.first(),
+                fb.first()
+            ));
         }
     }
     Ok(d)

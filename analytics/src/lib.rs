@@ -46,7 +46,10 @@ pub fn threads() -> usize {
 
 /// `f` of every item, on up to [`threads`] threads taking the next item as they finish one;
 /// the results in item order, or the first error (the other threads then stop).
-pub fn parallel_map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+pub fn parallel_map<I: Sync, T: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> anyhow::Result<T> + Sync,
+) -> anyhow::Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
     let work = || -> anyhow::Result<()> {
@@ -65,9 +68,16 @@ pub fn parallel_map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> anyhow::Res
     let n = threads().min(items.len()).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n).map(|_| s.spawn(work)).collect();
-        handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
     })?;
-    Ok(results.into_inner().expect("a worker thread panicked").into_iter().map(|r| r.expect("every item was mapped")).collect())
+    Ok(results
+        .into_inner()
+        .expect("a worker thread panicked")
+        .into_iter()
+        .map(|r| r.expect("every item was mapped"))
+        .collect())
 }
 
 /// The 1-based nearest rank ⌈percent/100 · k⌉ of `k` values (at least 1).

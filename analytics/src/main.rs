@@ -58,11 +58,17 @@ impl Query {
     }
 
     /// Prints rows as a table, or writes them as CSV to `--csv` (`-`: stdout).
-    fn emit(&self, write_csv: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>, print_table: impl FnOnce()) -> anyhow::Result<()> {
+    fn emit(
+        &self,
+        write_csv: impl FnOnce(&mut dyn std::io::Write) -> anyhow::Result<()>,
+        print_table: impl FnOnce(),
+    ) -> anyhow::Result<()> {
         match self.csv.as_deref() {
             None => print_table(),
             Some("-") => write_csv(&mut std::io::stdout().lock())?,
-            Some(path) => write_csv(&mut std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)?,
+            Some(path) => {
+                write_csv(&mut std::fs::File::create(path).map_err(|e| anyhow::anyhow!("cannot create {path}: {e}"))?)?
+            }
         }
         Ok(())
     }
@@ -143,7 +149,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Diff { a, b, rows_only, prefix } => {
-            let d = if prefix { analytics::diff::diff_prefix(&a, &b)? } else { analytics::diff::diff(&a, &b, !rows_only)? };
+            let d =
+                if prefix { analytics::diff::diff_prefix(&a, &b)? } else { analytics::diff::diff(&a, &b, !rows_only)? };
             let counts: Vec<String> = d.rows.iter().map(|(t, n)| format!("{t} {n}")).collect();
             if d.lines.is_empty() {
                 println!("same tables: {}", counts.join(", "));

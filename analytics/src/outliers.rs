@@ -81,13 +81,27 @@ pub fn outlier_row(date: i32, device_type: DeviceType, durations: &[f64], min_ev
 /// `min_events` events, ordered by date and type.
 pub fn outliers(events: &Table, range: DateRange, min_events: usize) -> anyhow::Result<Vec<OutlierRow>> {
     let groups: Vec<_> = durations_by_day(events, range)?.into_iter().collect();
-    let rows = crate::parallel_map(&groups, |((day, ty), durations)| Ok(outlier_row(*day, *ty, durations, min_events)))?;
+    let rows =
+        crate::parallel_map(&groups, |((day, ty), durations)| Ok(outlier_row(*day, *ty, durations, min_events)))?;
     Ok(rows.into_iter().flatten().collect())
 }
 
 /// The CSV header of [`write_csv`], in column order.
-pub const CSV_HEADER: [&str; 13] =
-    ["date", "device_type", "event_count", "mean_duration", "stddev_duration", "sigma_low", "sigma_high", "sigma_outliers", "q1_duration", "q3_duration", "iqr_low", "iqr_high", "iqr_outliers"];
+pub const CSV_HEADER: [&str; 13] = [
+    "date",
+    "device_type",
+    "event_count",
+    "mean_duration",
+    "stddev_duration",
+    "sigma_low",
+    "sigma_high",
+    "sigma_outliers",
+    "q1_duration",
+    "q3_duration",
+    "iqr_low",
+    "iqr_high",
+    "iqr_outliers",
+];
 
 /// Writes rows as CSV with [`CSV_HEADER`] (dates as YYYY-MM-DD, floats that parse back exactly).
 pub fn write_csv<W: std::io::Write>(rows: &[OutlierRow], out: W) -> anyhow::Result<()> {
@@ -109,7 +123,10 @@ pub fn write_csv<W: std::io::Write>(rows: &[OutlierRow], out: W) -> anyhow::Resu
 
 /// Prints rows as an aligned text table.
 pub fn print_table(rows: &[OutlierRow]) {
-    println!("{:<10}  {:<11}  {:>8}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}  {:>8}", "date", "device_type", "events", "mean", "stddev", "3σ out", "q1", "q3", "iqr_low", "iqr_high", "iqr out");
+    println!(
+        "{:<10}  {:<11}  {:>8}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}  {:>10}  {:>10}  {:>8}",
+        "date", "device_type", "events", "mean", "stddev", "3σ out", "q1", "q3", "iqr_low", "iqr_high", "iqr out"
+    );
     for r in rows {
         println!(
             "{:<10}  {:<11}  {:>8}  {:>10.3}  {:>10.3}  {:>8}  {:>10.2}  {:>10.2}  {:>10.2}  {:>10.2}  {:>8}",

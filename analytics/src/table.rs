@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Field, Schema};
 use chrono::{Datelike, NaiveDate};
 use connectors::sink::object::open;
 use connectors::sink::TableStore;
-use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 
@@ -81,7 +81,10 @@ pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn TableStore>> {
     if !url.contains("://") || url.starts_with("file://") {
         let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(url));
         if !path.is_dir() {
-            anyhow::bail!("{} is not a folder (pass a table folder such as out/events, or an output folder such as out)", path.display());
+            anyhow::bail!(
+                "{} is not a folder (pass a table folder such as out/events, or an output folder such as out)",
+                path.display()
+            );
         }
     }
     open(url).with_context(|| format!("cannot open {url}"))
@@ -165,7 +168,8 @@ impl Table {
             }
             None => self.list("")?,
         };
-        let mut files: Vec<String> = listed.into_iter().filter(|p| is_committed(p) && path_date(p).is_none_or(|d| range.contains(d))).collect();
+        let mut files: Vec<String> =
+            listed.into_iter().filter(|p| is_committed(p) && path_date(p).is_none_or(|d| range.contains(d))).collect();
         files.sort();
         files.dedup();
         Ok(files)
@@ -174,9 +178,14 @@ impl Table {
     /// Reads `columns` of one file, as record batches.
     pub fn read_file(&self, file: &str, columns: Columns<'_>) -> anyhow::Result<Vec<RecordBatch>> {
         let url = join_url(&self.url, file);
-        let bytes = self.store.get(&self.key(file)).with_context(|| format!("cannot read {url}"))?.with_context(|| format!("{url} disappeared while reading"))?;
+        let bytes = self
+            .store
+            .get(&self.key(file))
+            .with_context(|| format!("cannot read {url}"))?
+            .with_context(|| format!("{url} disappeared while reading"))?;
         let bytes = bytes::Bytes::from(bytes);
-        let mut metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).with_context(|| format!("{url} is not Parquet"))?;
+        let mut metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
+            .with_context(|| format!("{url} is not Parquet"))?;
         if !columns.dictionary.is_empty() {
             // Decode these string columns as dictionaries: keys and a few distinct values
             // instead of one string copied per row.
@@ -186,14 +195,19 @@ impl Table {
                 .iter()
                 .map(|f| {
                     if columns.dictionary.contains(&f.name().as_str()) && f.data_type() == &DataType::Utf8 {
-                        f.as_ref().clone().with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
+                        f.as_ref()
+                            .clone()
+                            .with_data_type(DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)))
                     } else {
                         f.as_ref().clone()
                     }
                 })
                 .collect();
             let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
-            metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), ArrowReaderOptions::new().with_schema(hint))?;
+            metadata = ArrowReaderMetadata::try_new(
+                Arc::clone(metadata.metadata()),
+                ArrowReaderOptions::new().with_schema(hint),
+            )?;
         }
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes, metadata);
         let builder = match columns.names {
@@ -210,7 +224,10 @@ impl Table {
                 Some(names) => {
                     // Reorder to the requested column order.
                     let schema = b.schema();
-                    let indices: Vec<usize> = names.iter().map(|c| schema.index_of(c).with_context(|| format!("{url} has no column {c}"))).collect::<anyhow::Result<_>>()?;
+                    let indices: Vec<usize> = names
+                        .iter()
+                        .map(|c| schema.index_of(c).with_context(|| format!("{url} has no column {c}")))
+                        .collect::<anyhow::Result<_>>()?;
                     batches.push(b.project(&indices)?);
                 }
                 None => batches.push(b),
@@ -221,7 +238,12 @@ impl Table {
 
     /// Reads `columns` of every file and passes each file's batches to `f`, on up to
     /// [`threads`](crate::threads) threads; returns `f`'s results in file order.
-    pub fn map_files<T: Send>(&self, files: &[String], columns: Columns<'_>, f: impl Fn(Vec<RecordBatch>) -> anyhow::Result<T> + Sync) -> anyhow::Result<Vec<T>> {
+    pub fn map_files<T: Send>(
+        &self,
+        files: &[String],
+        columns: Columns<'_>,
+        f: impl Fn(Vec<RecordBatch>) -> anyhow::Result<T> + Sync,
+    ) -> anyhow::Result<Vec<T>> {
         crate::parallel_map(files, |file| self.read_file(file, columns).and_then(&f))
     }
 
@@ -252,7 +274,10 @@ mod tests {
         let r = DateRange { from: NaiveDate::from_ymd_opt(2025, 11, 3), to: NaiveDate::from_ymd_opt(2025, 11, 4) };
         assert!(r.contains(NaiveDate::from_ymd_opt(2025, 11, 4).unwrap()));
         assert!(!r.contains(NaiveDate::from_ymd_opt(2025, 11, 5).unwrap()));
-        assert_eq!(r.dates().unwrap().iter().map(|d| date_folder(*d)).collect::<Vec<_>>(), ["year=2025/month=11/day=03", "year=2025/month=11/day=04"]);
+        assert_eq!(
+            r.dates().unwrap().iter().map(|d| date_folder(*d)).collect::<Vec<_>>(),
+            ["year=2025/month=11/day=03", "year=2025/month=11/day=04"]
+        );
         assert!(DateRange { from: r.from, to: None }.dates().is_none());
     }
 
@@ -280,7 +305,10 @@ mod tests {
         }
         let t = Table::in_output(&store, "memory://", "events");
         let day = |d| NaiveDate::from_ymd_opt(2025, 11, d);
-        assert_eq!(t.committed_files(DateRange { from: day(4), to: day(4) }).unwrap(), ["year=2025/month=11/day=04/hour=23/part-00000.parquet"]);
+        assert_eq!(
+            t.committed_files(DateRange { from: day(4), to: day(4) }).unwrap(),
+            ["year=2025/month=11/day=04/hour=23/part-00000.parquet"]
+        );
         assert_eq!(t.committed_files(DateRange { from: day(4), to: None }).unwrap().len(), 2);
         assert_eq!(t.committed_files(DateRange::default()).unwrap().len(), 3);
         assert_eq!(t.url(), "memory://events");

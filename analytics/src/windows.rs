@@ -23,7 +23,8 @@ pub fn windows(events: &Table, range: DateRange) -> anyhow::Result<Vec<WindowRow
             anyhow::bail!("the events table does not have the expected column types");
         };
         for i in 0..batch.num_rows() {
-            let ty = DeviceType::from_str_exact(types.value(i)).ok_or_else(|| anyhow::anyhow!("unknown device_type {:?}", types.value(i)))?;
+            let ty = DeviceType::from_str_exact(types.value(i))
+                .ok_or_else(|| anyhow::anyhow!("unknown device_type {:?}", types.value(i)))?;
             let start = times.value(i).div_euclid(MICROS_PER_MINUTE) * MICROS_PER_MINUTE;
             groups.entry((start, ty)).or_default().push((durations.value(i), values.value(i)));
         }

@@ -28,7 +28,12 @@ fn naive(durations: &[f64]) -> (usize, usize, f64, f64, usize) {
 #[test]
 fn outliers_equal_the_naive_recomputation() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = [(DAY0, DeviceType::Humidity, 499), (DAY0, DeviceType::Motion, 500), (DAY0 + 1, DeviceType::Light, 2003), (DAY0 + 2, DeviceType::Pressure, 801)];
+    let plan = [
+        (DAY0, DeviceType::Humidity, 499),
+        (DAY0, DeviceType::Motion, 500),
+        (DAY0 + 1, DeviceType::Light, 2003),
+        (DAY0 + 2, DeviceType::Pressure, 801),
+    ];
     // A body with two tails: far (both rules flag it) and mild (only the IQR rule does).
     let (events, groups) = write_groups(dir.path(), &plan, |j, n| match j % 97 {
         5 => 9000.0 + j as f64,
@@ -46,13 +51,19 @@ fn outliers_equal_the_naive_recomputation() {
         assert_eq!((g.q1_duration, g.q3_duration, g.iqr_outliers), (q1, q3, iqr_out as i64));
         assert!(close(g.iqr_high, q3 + 1.5 * (q3 - q1)) && close(g.iqr_low, q1 - 1.5 * (q3 - q1)));
         assert!(close(g.sigma_high - g.mean_duration, 3.0 * g.stddev_duration));
-        assert!(g.sigma_outliers > 0 && g.iqr_outliers > g.sigma_outliers, "the IQR rule also flags the milder tail: {g:?}");
+        assert!(
+            g.sigma_outliers > 0 && g.iqr_outliers > g.sigma_outliers,
+            "the IQR rule also flags the milder tail: {g:?}"
+        );
     }
 
     // A lower threshold reports the 499-event group too; date pruning keeps only its day.
     let d = analytics::daily::date_of(DAY0 as i32);
     let small = analytics::outliers::outliers(&events, DateRange { from: Some(d), to: Some(d) }, 2).unwrap();
-    assert_eq!(small.iter().map(|r| (r.device_type, r.event_count)).collect::<Vec<_>>(), vec![(DeviceType::Humidity, 499), (DeviceType::Motion, 500)]);
+    assert_eq!(
+        small.iter().map(|r| (r.device_type, r.event_count)).collect::<Vec<_>>(),
+        vec![(DeviceType::Humidity, 499), (DeviceType::Motion, 500)]
+    );
     assert_eq!(small[0].iqr_outliers, naive(&groups[0].2).4 as i64);
 
     // CSV round trip.

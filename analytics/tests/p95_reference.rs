@@ -30,8 +30,19 @@ fn naive(durations: &[f64]) -> Option<(usize, usize, f64, f64, f64, f64)> {
 #[test]
 fn daily_p95_equals_the_naive_recomputation() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = [(DAY0, DeviceType::Humidity, 499), (DAY0, DeviceType::Motion, 500), (DAY0 + 1, DeviceType::Light, 2000), (DAY0 + 2, DeviceType::Light, 800)];
-    let (events, groups) = write_groups(dir.path(), &plan, |j, n| if j % 101 == 5 { 9000.0 + j as f64 } else { 50.0 + ((j * 7919 + n) % 450) as f64 * 1.01 });
+    let plan = [
+        (DAY0, DeviceType::Humidity, 499),
+        (DAY0, DeviceType::Motion, 500),
+        (DAY0 + 1, DeviceType::Light, 2000),
+        (DAY0 + 2, DeviceType::Light, 800),
+    ];
+    let (events, groups) = write_groups(dir.path(), &plan, |j, n| {
+        if j % 101 == 5 {
+            9000.0 + j as f64
+        } else {
+            50.0 + ((j * 7919 + n) % 450) as f64 * 1.01
+        }
+    });
     let got = analytics::daily::daily_p95(&events, DateRange::default()).unwrap();
     let expected: Vec<_> = groups.iter().filter_map(|(day, ty, ds)| naive(ds).map(|n| (*day, *ty, n))).collect();
     assert_eq!(got.len(), 3, "499 events make no row, 500 do");

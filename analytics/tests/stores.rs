@@ -13,7 +13,6 @@ use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_
 use connectors::sink::object::open;
 use connectors::sink::{DailyRow, EventRow, TableStore, WindowRow};
 
-
 fn events() -> Vec<EventRow> {
     let types = [DeviceType::Temperature, DeviceType::Light];
     (0..3 * 1500)
@@ -24,7 +23,9 @@ fn events() -> Vec<EventRow> {
                 device_id: "device-001".into(),
                 device_type: types[i % 2],
                 // Three days, spread over every hour.
-                timestamp: EventTime((DAY0 + (i / 1500) as i64) * MICROS_PER_DAY + (i as i64 * 57_123_457) % MICROS_PER_DAY),
+                timestamp: EventTime(
+                    (DAY0 + (i / 1500) as i64) * MICROS_PER_DAY + (i as i64 * 57_123_457) % MICROS_PER_DAY,
+                ),
                 event_duration: if i % 211 == 3 { 50_000.0 } else { 10.0 + ((i * 7919) % 1000) as f64 * 0.37 },
                 value: (i % 17) as f64,
                 status: Status::Normal,
@@ -76,7 +77,11 @@ fn object_store_and_folder_urls_give_the_same_answers() {
 
     // Date pruning through the store: only the middle day.
     let d = analytics::daily::date_of(DAY0 as i32 + 1);
-    let pruned = analytics::daily::daily_p95(&Table::in_output(&memory, "memory://", "events"), DateRange { from: Some(d), to: Some(d) }).unwrap();
+    let pruned = analytics::daily::daily_p95(
+        &Table::in_output(&memory, "memory://", "events"),
+        DateRange { from: Some(d), to: Some(d) },
+    )
+    .unwrap();
     assert_eq!(pruned, in_memory[2..4].to_vec());
 
     // check: both complete outputs are consistent, through the store and through URLs.
@@ -85,7 +90,8 @@ fn object_store_and_folder_urls_give_the_same_answers() {
     assert_eq!(analytics::check::check(dir.path().to_str().unwrap()).unwrap(), Vec::<String>::new());
 
     // diff: a folder against itself by path and by URL.
-    let d = analytics::diff::diff(dir.path().to_str().unwrap(), &format!("file://{}", dir.path().display()), true).unwrap();
+    let d =
+        analytics::diff::diff(dir.path().to_str().unwrap(), &format!("file://{}", dir.path().display()), true).unwrap();
     assert!(d.lines.is_empty(), "{:?}", d.lines);
     assert_eq!(d.rows["events"], events.len());
 

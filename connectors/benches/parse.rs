@@ -33,11 +33,7 @@ fn measure(name: &str, data: &[Vec<u8>], rounds: usize, mut f: impl FnMut(&[u8])
     }
     let secs = start.elapsed().as_secs_f64();
     let events = (data.len() * rounds) as f64 / secs;
-    println!(
-        "{name:<28} {:>8.1} MB/s {:>12.0} events/s ({ok} ok)",
-        (bytes * rounds) as f64 / secs / 1e6,
-        events
-    );
+    println!("{name:<28} {:>8.1} MB/s {:>12.0} events/s ({ok} ok)", (bytes * rounds) as f64 / secs / 1e6, events);
     events
 }
 

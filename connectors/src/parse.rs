@@ -124,24 +124,19 @@ pub fn parse_event(raw: &[u8], max_message_bytes: usize) -> Result<Event<'_>, Re
     if !text.trim_start().starts_with('{') {
         return Err(RejectReason::MalformedJson);
     }
-    let fields: RawFields<'_> =
-        serde_json::from_str(text).map_err(|_| RejectReason::MalformedJson)?;
+    let fields: RawFields<'_> = serde_json::from_str(text).map_err(|_| RejectReason::MalformedJson)?;
     fields.validate()
 }
 
 /// A JSON scalar as far as validation cares.
+#[derive(Default)]
 enum Scalar<'a> {
+    #[default]
     Absent,
     Null,
     Str(Cow<'a, str>),
     Num(f64),
     Other,
-}
-
-impl Default for Scalar<'_> {
-    fn default() -> Self {
-        Scalar::Absent
-    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
@@ -481,7 +476,7 @@ mod tests {
         let cases: Vec<(Vec<u8>, RejectReason)> = vec![
             (vec![b'x'; DEFAULT_MAX_MESSAGE_BYTES + 1], Oversize),
             (b"{\"event_id\":\"\xff\xfe\"}".to_vec(), NotUtf8),
-            (VALID[..VALID.len() - 3].as_bytes().to_vec(), MalformedJson),
+            (VALID.as_bytes()[..VALID.len() - 3].to_vec(), MalformedJson),
             (b"[1,2,3]".to_vec(), MalformedJson),
             (b"".to_vec(), MalformedJson),
             (format!("{VALID} {VALID}").into_bytes(), MalformedJson),

@@ -380,7 +380,15 @@ mod tests {
         assert_eq!(EventId::from("00000000-0000-0000-0000-000000000010"), EventId::Uuid(16));
         assert_eq!(EventId::Uuid(u128::MAX).to_string(), "ffffffff-ffff-ffff-ffff-ffffffffffff");
         // Upper case, braces, a misplaced hyphen, another length or a non-hex digit are text.
-        for other in ["9B2C4E1A-7F3D-4C2B-8A1E-0D5F6E7A8B9C", "9b2c4e1a7-f3d-4c2b-8a1e-0d5f6e7a8b9c", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9", "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9g", "{9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9}", "x", ""] {
+        for other in [
+            "9B2C4E1A-7F3D-4C2B-8A1E-0D5F6E7A8B9C",
+            "9b2c4e1a7-f3d-4c2b-8a1e-0d5f6e7a8b9c",
+            "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9",
+            "9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9g",
+            "{9b2c4e1a-7f3d-4c2b-8a1e-0d5f6e7a8b9}",
+            "x",
+            "",
+        ] {
             let other_id = EventId::from(other);
             assert_eq!(other_id, EventId::Text(other.into()));
             assert_eq!(other_id.to_string(), other);

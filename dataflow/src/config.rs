@@ -188,20 +188,36 @@ pub struct Args {
 impl Args {
     /// The timely communication configuration these flags describe.
     pub fn communication(&self) -> anyhow::Result<timely::CommunicationConfig> {
-        let (threads, processes, process) = (usize::from(self.workers), usize::from(self.processes), usize::from(self.process));
+        let (threads, processes, process) =
+            (usize::from(self.workers), usize::from(self.processes), usize::from(self.process));
         if process >= processes {
-            anyhow::bail!("-p {process} is out of range for -n {processes}: the process index must be below the process count");
+            anyhow::bail!(
+                "-p {process} is out of range for -n {processes}: the process index must be below the process count"
+            );
         }
         if processes == 1 {
-            return Ok(if threads == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(threads) });
+            return Ok(if threads == 1 {
+                timely::CommunicationConfig::Thread
+            } else {
+                timely::CommunicationConfig::Process(threads)
+            });
         }
         let addresses = match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read the hostfile {}: {e} (pass -h FILE with one host:port per line)", path.display()))?;
-                let hosts: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the hostfile {}: {e} (pass -h FILE with one host:port per line)",
+                        path.display()
+                    )
+                })?;
+                let hosts: Vec<String> =
+                    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
                 if hosts.len() < processes {
-                    anyhow::bail!("the hostfile {} lists {} hosts but -n is {processes}: add one host:port line per process", path.display(), hosts.len());
+                    anyhow::bail!(
+                        "the hostfile {} lists {} hosts but -n is {processes}: add one host:port line per process",
+                        path.display(),
+                        hosts.len()
+                    );
                 }
                 hosts[..processes].to_vec()
             }

@@ -31,14 +31,20 @@ pub type EmbeddedKafka = MockCluster<'static, DefaultProducerContext>;
 /// and its bootstrap address.
 pub fn start(topic: &str, partitions: u32) -> anyhow::Result<(EmbeddedKafka, String)> {
     let cluster = MockCluster::new(1).context("cannot start the embedded Kafka (librdkafka mock cluster)")?;
-    cluster.create_topic(topic, partitions as i32, 1).with_context(|| format!("cannot create topic {topic} in the embedded Kafka"))?;
+    cluster
+        .create_topic(topic, partitions as i32, 1)
+        .with_context(|| format!("cannot create topic {topic} in the embedded Kafka"))?;
     let brokers = cluster.bootstrap_servers();
     Ok((cluster, brokers))
 }
 
 /// Runs the built-in producer against `brokers` on a thread until `stop`; its metrics are
 /// served on `--producer-metrics-addr`.
-pub fn spawn_producer(args: &Args, brokers: &str, stop: Arc<AtomicBool>) -> anyhow::Result<JoinHandle<anyhow::Result<Summary>>> {
+pub fn spawn_producer(
+    args: &Args,
+    brokers: &str,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<JoinHandle<anyhow::Result<Summary>>> {
     let generator = GeneratorConfig {
         seed: 1,
         rate: args.rate,
@@ -53,9 +59,15 @@ pub fn spawn_producer(args: &Args, brokers: &str, stop: Arc<AtomicBool>) -> anyh
         max_message_bytes: args.max_message_bytes,
     };
     generator.validate().map_err(anyhow::Error::msg)?;
-    let kafka = KafkaConfig { brokers: brokers.to_owned(), topic: args.topic.clone(), compression: "none".into(), options: vec![] };
+    let kafka = KafkaConfig {
+        brokers: brokers.to_owned(),
+        topic: args.topic.clone(),
+        compression: "none".into(),
+        options: vec![],
+    };
     let metrics = Arc::new(ProducerMetrics::new());
-    let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics)).context("--producer-metrics-addr")?;
+    let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics))
+        .context("--producer-metrics-addr")?;
     tracing::info!(%addr, "built-in producer serves /metrics");
     Ok(std::thread::Builder::new()
         .name("producer".into())

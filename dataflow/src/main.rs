@@ -8,16 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use connectors::sink::{commit, object};
-use dataflow::counters::TABLE_NAMES;
 use connectors::kafka::{KafkaConfig, KafkaSource};
+use connectors::sink::{commit, object};
 use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;
+use dataflow::counters::TABLE_NAMES;
+use dataflow::embedded;
 use dataflow::metrics::{serve, EngineMetrics};
 use dataflow::operators::source::{Resume, SourceConfig};
-use dataflow::embedded;
 use dataflow::pipeline::{run, PipelineConfig};
 
 fn main() {
@@ -70,7 +70,9 @@ fn main_with(args: Args) -> anyhow::Result<()> {
     let mut _embedded = None;
     let mut producer_thread = None;
     let (source, bounded): (Arc<dyn Source>, bool) = match (&args.input, &args.brokers) {
-        (Some(_), Some(_)) => anyhow::bail!("both --input and --brokers are given: choose files (--input DIR) or Kafka (--brokers HOST:PORT)"),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "both --input and --brokers are given: choose files (--input DIR) or Kafka (--brokers HOST:PORT)"
+        ),
         (Some(input), None) => {
             if !args.bounded {
                 anyhow::bail!("only bounded runs read files: add --bounded (live tailing of files is not supported; use Kafka for live runs)");
@@ -118,7 +120,10 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         }
         let plan = commit::ResetPlan::list(store.as_ref(), &records, &TABLE_NAMES)?;
         if !plan.is_empty() {
-            say(format_args!("--reset: deleting the tables and checkpoint of {output} ({plan}; checkpoint at {})\n", records.describe()));
+            say(format_args!(
+                "--reset: deleting the tables and checkpoint of {output} ({plan}; checkpoint at {})\n",
+                records.describe()
+            ));
             commit::reset(store.as_ref(), &records, &plan)?;
         }
         checkpoint = commit::load(&records)?;
@@ -208,13 +213,21 @@ fn main_with(args: Args) -> anyhow::Result<()> {
 /// resume points. A version-1 record has none: every partition is replayed from its start.
 fn resume_from(last: Option<&commit::CommitRecord>) -> Resume {
     match last {
-        Some(r) if !r.resume.is_empty() => Resume { from_minute: r.frontier_minute.unwrap_or(u64::MAX), points: r.resume.clone() },
+        Some(r) if !r.resume.is_empty() => {
+            Resume { from_minute: r.frontier_minute.unwrap_or(u64::MAX), points: r.resume.clone() }
+        }
         _ => Resume::default(),
     }
 }
 
 fn kafka_config(args: &Args, brokers: String) -> KafkaConfig {
-    KafkaConfig { brokers, topic: args.topic.clone(), group: args.group.clone(), start_from: args.start_from, options: args.kafka_options.clone() }
+    KafkaConfig {
+        brokers,
+        topic: args.topic.clone(),
+        group: args.group.clone(),
+        start_from: args.start_from,
+        options: args.kafka_options.clone(),
+    }
 }
 
 /// Ctrl-C: a bounded run aborts at once (nothing partial is published; run it again); a live

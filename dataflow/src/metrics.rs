@@ -8,7 +8,10 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use prometheus::{Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 use crate::counters::{Counters, TABLE_NAMES};
 
@@ -138,7 +141,9 @@ impl EngineMetrics {
         let workers_gauge = IntGauge::new(WORKERS, "Worker threads of this process.").expect("valid metric");
         workers_gauge.set(workers as i64);
         registry.register(Box::new(workers_gauge)).expect("unique metric");
-        let frontier_delay = Gauge::new(FRONTIER_DELAY, "Wall clock minus the least event-time watermark of this process, seconds.").expect("valid metric");
+        let frontier_delay =
+            Gauge::new(FRONTIER_DELAY, "Wall clock minus the least event-time watermark of this process, seconds.")
+                .expect("valid metric");
         registry.register(Box::new(frontier_delay.clone())).expect("unique metric");
         let m = EngineMetrics {
             read: counter(&registry, EVENTS_READ, "Messages read from the source."),
@@ -225,7 +230,11 @@ impl EngineMetrics {
         self.last_epoch.set(c.last_epoch.load(Relaxed) as i64);
         let last = c.last_commit_micros.load(Relaxed);
         self.last_commit.set(last as f64 / 1e6);
-        let age = if last > 0 { (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6 } else { self.started.elapsed().as_secs_f64() };
+        let age = if last > 0 {
+            (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6
+        } else {
+            self.started.elapsed().as_secs_f64()
+        };
         self.checkpoint_age.set(age.max(0.0));
         if let Ok(mut durations) = c.commit_seconds.lock() {
             for d in durations.drain(..) {
@@ -259,7 +268,11 @@ impl EngineMetrics {
         }
         let lag: u64 = c.partition_lag.lock().map(|l| l.values().sum()).unwrap_or(0);
         let last = c.last_commit_micros.load(Relaxed);
-        let age = if last > 0 { (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6 } else { self.started.elapsed().as_secs_f64() };
+        let age = if last > 0 {
+            (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6
+        } else {
+            self.started.elapsed().as_secs_f64()
+        };
         if lag > 0 && age > READY_MAX_COMMIT_AGE.as_secs_f64() {
             return Err(format!("stalled: {lag} messages waiting and no commit for {age:.0} s"));
         }
@@ -289,9 +302,11 @@ pub const HTTP_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 /// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see
 /// [`EngineMetrics::readiness`]) over HTTP on `addr` from a background thread; returns the bound address.
 pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(addr)
-        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)"))?;
-    let bound = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
+    let server = tiny_http::Server::http(addr).map_err(|e| {
+        anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)")
+    })?;
+    let bound =
+        server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
     std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
         for request in server.incoming_requests() {
             let path = request.url().split('?').next().unwrap_or("").to_owned();
@@ -304,7 +319,8 @@ pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net
                     Ok(()) => tiny_http::Response::from_string("ready\n"),
                     Err(why) => tiny_http::Response::from_string(format!("{why}\n")).with_status_code(503),
                 },
-                _ => tiny_http::Response::from_string("not found: try /metrics, /healthz or /readyz\n").with_status_code(404),
+                _ => tiny_http::Response::from_string("not found: try /metrics, /healthz or /readyz\n")
+                    .with_status_code(404),
             };
             let _ = request.respond(response);
         }

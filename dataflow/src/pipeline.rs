@@ -25,9 +25,9 @@ use timely::dataflow::Scope;
 
 use crate::counters::Counters;
 use crate::operators::commit::{commit_files, CommitConfig, CommitNote};
-use crate::operators::seed::seed_events;
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
+use crate::operators::seed::seed_events;
 use crate::operators::sink::{SinkConfig, WriteTable};
 use crate::operators::source::{partition_source, SourceConfig};
 use crate::operators::windows::MinuteWindows;
@@ -73,7 +73,11 @@ pub struct PipelineConfig {
 
 /// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
 /// watermark of every partition).
-pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> anyhow::Result<ProbeHandle<u64>> {
+pub fn build(
+    scope: Scope<'_, u64>,
+    config: &PipelineConfig,
+    counters: Arc<Counters>,
+) -> anyhow::Result<ProbeHandle<u64>> {
     let sink = SinkConfig {
         store: Arc::clone(&config.store),
         rows_per_file: config.rows_per_file,
@@ -83,23 +87,38 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         committed: Arc::clone(&config.committed),
     };
     let source_frontier = ProbeHandle::new();
-    let streams = partition_source(scope, Arc::clone(&config.source), config.source_config.clone(), Arc::clone(&counters), source_frontier.clone())?;
+    let streams = partition_source(
+        scope,
+        Arc::clone(&config.source),
+        config.source_config.clone(),
+        Arc::clone(&counters),
+        source_frontier.clone(),
+    )?;
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
-    let seeds = seed_events(scope.clone(), Arc::clone(&config.store), config.source_config.resume.from_minute, config.dedup_horizon_minutes);
+    let seeds = seed_events(
+        scope,
+        Arc::clone(&config.store),
+        config.source_config.resume.from_minute,
+        config.dedup_horizon_minutes,
+    );
     // Flow control (see the source operator) follows the source's own frontier, the least
     // watermark of all partitions: the partition that holds it back is never throttled.
-    let distinct = streams
-        .accepted
-        .probe_with(&source_frontier)
-        .as_collection()
-        .dedup_by_event_id(seeds, config.dedup_horizon_minutes, Arc::clone(&counters));
+    let distinct = streams.accepted.probe_with(&source_frontier).as_collection().dedup_by_event_id(
+        seeds,
+        config.dedup_horizon_minutes,
+        Arc::clone(&counters),
+    );
     let event_files = distinct.rows.write_table(sink.clone());
     let measurements = distinct.measurements;
     let window_files = measurements.clone().minute_windows().write_table(sink.clone());
-    let daily_files = measurements.daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters)).write_table(sink);
+    let daily_files = measurements
+        .daily_p95(config.daily_refresh_minutes, config.log_provisional, Arc::clone(&counters))
+        .write_table(sink);
     let files = event_files.concat(window_files).concat(daily_files).concat(late_files).concat(rejected_files);
-    let notes = files.map(|(file, bytes)| CommitNote::File(file, bytes)).concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
+    let notes = files
+        .map(|(file, bytes)| CommitNote::File(file, bytes))
+        .concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
     commit_files(
         notes,
         CommitConfig {
@@ -188,9 +207,19 @@ impl RunSummary {
 impl std::fmt::Display for RunSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let [events, windows, days, late_rows, rejected_rows] = self.rows_written;
-        writeln!(f, "lines read      {:>12}  ({:.0} lines/s, {:.1} MB/s)", self.read, self.read as f64 / self.seconds, self.bytes_read as f64 / self.seconds / 1e6)?;
+        writeln!(
+            f,
+            "lines read      {:>12}  ({:.0} lines/s, {:.1} MB/s)",
+            self.read,
+            self.read as f64 / self.seconds,
+            self.bytes_read as f64 / self.seconds / 1e6
+        )?;
         if self.replayed > 0 {
-            writeln!(f, "replayed        {:>12}  (read again after a restart; their rows were committed)", self.replayed)?;
+            writeln!(
+                f,
+                "replayed        {:>12}  (read again after a restart; their rows were committed)",
+                self.replayed
+            )?;
         }
         writeln!(f, "accepted        {:>12}  (on time, before dedup)", self.accepted)?;
         writeln!(f, "duplicates      {:>12}", self.duplicates)?;
@@ -204,13 +233,22 @@ impl std::fmt::Display for RunSummary {
         if let Some((p50, p99, n)) = self.window_latency {
             writeln!(f, "window commits  p50 {:.0} ms, p99 {:.0} ms after the frontier passed the window's end ({n} window files)", p50 * 1e3, p99 * 1e3)?;
         }
-        write!(f, "elapsed         {:.2} s, peak RSS {}", self.seconds, self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6)))
+        write!(
+            f,
+            "elapsed         {:.2} s, peak RSS {}",
+            self.seconds,
+            self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.1} MB", b as f64 / 1e6))
+        )
     }
 }
 
 /// Runs the dataflow on `communication` until the (bounded) input is exhausted and every
 /// table is written; returns this process's summary.
-pub fn run(config: PipelineConfig, communication: timely::CommunicationConfig, counters: Arc<Counters>) -> anyhow::Result<RunSummary> {
+pub fn run(
+    config: PipelineConfig,
+    communication: timely::CommunicationConfig,
+    counters: Arc<Counters>,
+) -> anyhow::Result<RunSummary> {
     let start = Instant::now();
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let c = Arc::clone(&counters);

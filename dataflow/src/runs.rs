@@ -63,7 +63,8 @@ impl<T: Ord + Copy> Run<T> {
 /// shortest, so a long run meets the short ones once, after they are merged among
 /// themselves: `O(n log k)` for `k` runs of `n` values in all.
 pub fn merge<'a, T: Ord + Copy + 'a>(runs: impl IntoIterator<Item = (&'a Run<T>, i64)>) -> Vec<(T, i64)> {
-    let mut parts: Vec<Vec<(T, i64)>> = runs.into_iter().map(|(r, w)| r.0.iter().map(|&(v, n)| (v, n as i64 * w)).collect()).collect();
+    let mut parts: Vec<Vec<(T, i64)>> =
+        runs.into_iter().map(|(r, w)| r.0.iter().map(|&(v, n)| (v, n as i64 * w)).collect()).collect();
     // Longest first, so the two shortest are at the end.
     parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
     while parts.len() > 1 {
@@ -139,7 +140,8 @@ mod tests {
             (seed >> 33) % 50
         };
         for k in 0..6 {
-            let runs: Vec<(Vec<u64>, i64)> = (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), if i == 2 { 2 } else { 1 })).collect();
+            let runs: Vec<(Vec<u64>, i64)> =
+                (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), if i == 2 { 2 } else { 1 })).collect();
             let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
             assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "k = {k}");
         }

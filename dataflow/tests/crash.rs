@@ -43,7 +43,10 @@ fn engine(input: &Path, output: &Path, workers: usize) -> Command {
 
 /// Files a reader would read: `.parquet` files whose name does not start with `_`.
 fn visible(output: &Path) -> Vec<String> {
-    file_list(output).into_iter().filter(|f| f.ends_with(".parquet") && !f.rsplit('/').next().unwrap().starts_with('_')).collect()
+    file_list(output)
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet") && !f.rsplit('/').next().unwrap().starts_with('_'))
+        .collect()
 }
 
 /// A small deterministic generator of kill delays.
@@ -97,24 +100,40 @@ fn crash_and_recover(workers: usize) {
     let last = load(&store).unwrap().last.expect("a kill after the first commit");
     let expected_reads: u64 = (0..3u32)
         .map(|p| {
-            let lines = std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap().iter().filter(|b| **b == b'\n').count() as u64;
+            let lines = std::fs::read(input.join(format!("partition-{p}.jsonl")))
+                .unwrap()
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
             lines - last.resume.get(&p).map_or(0, |r| r.offset)
         })
         .sum();
     let out = engine(&input, &output, workers).args(["--fold-every", "4"]).stdout(Stdio::piped()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary = String::from_utf8_lossy(&out.stdout);
-    let read: u64 = summary.lines().find_map(|l| l.strip_prefix("lines read")).and_then(|l| l.split_whitespace().next()?.parse().ok()).expect("summary");
+    let read: u64 = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("lines read"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .expect("summary");
     assert_eq!(read, expected_reads, "the last restart reads from the resume points of {last:?}\n{summary}");
 
     for table in TABLES {
-        assert_rows_eq(&format!("{table} after {kills} kills (-w {workers})"), &read_table(&output, table), &read_table(&reference, table));
+        assert_rows_eq(
+            &format!("{table} after {kills} kills (-w {workers})"),
+            &read_table(&output, table),
+            &read_table(&reference, table),
+        );
     }
     assert_eq!(visible(&output), visible(&reference), "-w {workers}: the same part files");
     let leftovers: Vec<_> = file_list(&output).into_iter().filter(|f| is_uncommitted(f)).collect();
     assert!(leftovers.is_empty(), "uncommitted files left: {leftovers:?}");
     let committed: HashSet<String> = load(&store).unwrap().committed;
-    assert_eq!(committed, visible(&output).into_iter().collect::<HashSet<_>>(), "every file is committed exactly by the records");
+    assert_eq!(
+        committed,
+        visible(&output).into_iter().collect::<HashSet<_>>(),
+        "every file is committed exactly by the records"
+    );
     eprintln!("-w {workers}: {kills} kills in {attempts} runs; uninterrupted run {full_run:?}; the last restart read {read} lines (resume points {:?})", last.resume);
 }
 
@@ -149,7 +168,12 @@ fn epochs_are_sized_by_interval_or_megabytes() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     let timed = records(&by_time);
-    assert!((1..=2).contains(&timed.len()), "{} epochs in an hour-long interval: {:?}", timed.len(), timed.iter().map(|r| r.files.len()).collect::<Vec<_>>());
+    assert!(
+        (1..=2).contains(&timed.len()),
+        "{} epochs in an hour-long interval: {:?}",
+        timed.len(),
+        timed.iter().map(|r| r.files.len()).collect::<Vec<_>>()
+    );
     assert_eq!(timed.last().unwrap().frontier_minute, None, "the last epoch commits everything");
     let sized = records(&by_size);
     assert!(sized.len() >= 3, "{} epochs", sized.len());

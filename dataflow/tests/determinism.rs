@@ -28,7 +28,8 @@ fn producer_data_matches_the_reference_and_every_worker_and_process_count_agrees
     // The data exercises what it should.
     assert!(!expected["late"].is_empty() && !expected["rejected"].is_empty());
     assert!(expected["daily_p95"].len() >= 5, "at least one full day per type");
-    let reasons: std::collections::BTreeSet<String> = expected["rejected"].iter().map(|r| format!("{:?}", r[2])).collect();
+    let reasons: std::collections::BTreeSet<String> =
+        expected["rejected"].iter().map(|r| format!("{:?}", r[2])).collect();
     assert_eq!(reasons.len(), connectors::parse::RejectReason::ALL.len(), "every rejection reason occurs: {reasons:?}");
 
     let one = dir.path().join("w1");
@@ -58,7 +59,18 @@ fn producer_data_matches_the_reference_and_every_worker_and_process_count_agrees
             .map(|p| {
                 Command::new(env!("CARGO_BIN_EXE_dataflow"))
                     .args(["--input", input.to_str().unwrap(), "--output", out.to_str().unwrap(), "--bounded"])
-                    .args(["-w", "2", "-n", "2", "-p", &p.to_string(), "-h", hosts.to_str().unwrap(), "--progress", "never"])
+                    .args([
+                        "-w",
+                        "2",
+                        "-n",
+                        "2",
+                        "-p",
+                        &p.to_string(),
+                        "-h",
+                        hosts.to_str().unwrap(),
+                        "--progress",
+                        "never",
+                    ])
                     .args(["--metrics-addr", "127.0.0.1:0"])
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::piped())

@@ -36,11 +36,20 @@ fn a_closed_log_pipe_does_not_stop_the_run() {
     for workers in [1, 2] {
         let output = tempfile::tempdir().unwrap();
         // Provisional daily values are logged as the run goes: many lines after the first.
-        let mut child = engine(input.path(), output.path(), workers).arg("--show-provisional").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = engine(input.path(), output.path(), workers)
+            .arg("--show-provisional")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let mut first = [0u8; 64];
         stderr.read_exact(&mut first).unwrap();
-        assert!(!first.contains(&0x1b), "-w {workers}: logs written to a pipe carry ANSI colour codes: {:?}", String::from_utf8_lossy(&first));
+        assert!(
+            !first.contains(&0x1b),
+            "-w {workers}: logs written to a pipe carry ANSI colour codes: {:?}",
+            String::from_utf8_lossy(&first)
+        );
         drop(stderr); // the reader goes away, as `| head` does
         let status = common::wait_at_most(&mut child, Duration::from_secs(120), "closed log pipe");
         assert!(status.success(), "-w {workers}: a closed stderr ended the run: {status}");
@@ -57,11 +66,16 @@ fn a_failed_worker_ends_the_process() {
         let hour = output.path().join("events/year=2025/month=11/day=03");
         std::fs::create_dir_all(&hour).unwrap();
         std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
-        let mut child = engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child =
+            engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let status = common::wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
         let mut log = String::new();
         child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-        assert_eq!(status.code(), Some(101), "-w {workers}: a failed worker must end the process with 101; log:\n{log}");
+        assert_eq!(
+            status.code(),
+            Some(101),
+            "-w {workers}: a failed worker must end the process with 101; log:\n{log}"
+        );
         assert!(log.contains("events/"), "-w {workers}: the message names what failed; log:\n{log}");
         assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
     }

@@ -48,7 +48,11 @@ fn line(id: &str, second: i64, i: usize) -> String {
 /// Appends events `<prefix>-<second>` at every 10 s in `[from, to)` (seconds after START) to
 /// the staging file of `partition` in `input` (sent to the topic by [`send`]).
 fn append(input: &Path, partition: u32, prefix: &str, from: i64, to: i64) -> Vec<String> {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(input.join(format!("partition-{partition}.jsonl"))).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(input.join(format!("partition-{partition}.jsonl")))
+        .unwrap();
     let mut ids = Vec::new();
     for (i, second) in (from..to).step_by(10).enumerate() {
         let id = format!("{prefix}-{second}");
@@ -60,8 +64,19 @@ fn append(input: &Path, partition: u32, prefix: &str, from: i64, to: i64) -> Vec
 
 /// Sends the staged partition files of `staging` to `topic`, each to its partition.
 fn send(brokers: &str, topic: &str, staging: &Path) {
-    let config = producer::kafka::KafkaConfig { brokers: brokers.to_owned(), topic: topic.to_owned(), compression: "none".into(), options: vec![] };
-    producer::kafka::replay(staging, &config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    let config = producer::kafka::KafkaConfig {
+        brokers: brokers.to_owned(),
+        topic: topic.to_owned(),
+        compression: "none".into(),
+        options: vec![],
+    };
+    producer::kafka::replay(
+        staging,
+        &config,
+        Arc::new(producer::metrics::ProducerMetrics::new()),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
 }
 
 fn engine(brokers: &str, topic: &str, output: &Path, workers: usize, idle: &str) -> Child {
@@ -69,7 +84,18 @@ fn engine(brokers: &str, topic: &str, output: &Path, workers: usize, idle: &str)
         .args(["--brokers", brokers, "--topic", topic])
         .arg("--output")
         .arg(output)
-        .args(["-w", &workers.to_string(), "--idle-timeout", idle, "--allowed-lateness", "1m", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .args([
+            "-w",
+            &workers.to_string(),
+            "--idle-timeout",
+            idle,
+            "--allowed-lateness",
+            "1m",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--progress",
+            "never",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -96,7 +122,13 @@ fn cell_s(c: &Cell) -> &str {
 }
 
 /// Waits until every window minute in `minutes` is committed, at most `limit`.
-fn wait_for_windows(output: &Path, minutes: std::ops::RangeInclusive<i64>, limit: Duration, child: &mut Child, what: &str) {
+fn wait_for_windows(
+    output: &Path,
+    minutes: std::ops::RangeInclusive<i64>,
+    limit: Duration,
+    child: &mut Child,
+    what: &str,
+) {
     let start = Instant::now();
     loop {
         let have = window_minutes(output);
@@ -125,7 +157,12 @@ fn stop(mut child: Child) -> String {
 
 /// Partitions 0 and 1 as live producers: every 100 ms, 10 s more of event time (an event
 /// every 10 s on each), until told to stop; returns the ids sent.
-fn produce(brokers: String, topic: String, stop: Arc<AtomicBool>, clock: Arc<std::sync::atomic::AtomicI64>) -> std::thread::JoinHandle<Vec<String>> {
+fn produce(
+    brokers: String,
+    topic: String,
+    stop: Arc<AtomicBool>,
+    clock: Arc<std::sync::atomic::AtomicI64>,
+) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut ids = Vec::new();
         while !stop.load(Relaxed) {
@@ -165,7 +202,8 @@ fn an_empty_partition_holds_nothing_back_once_idle() {
         let mut child = engine(&brokers, &topic, output.path(), workers, "4s");
         // Partitions 0 and 1 receive events continuously, partition 2 nothing: once it is
         // idle, windows close as the others' watermarks pass them (lateness 1 minute).
-        let (stop_producing, clock) = (Arc::new(AtomicBool::new(false)), Arc::new(std::sync::atomic::AtomicI64::new(0)));
+        let (stop_producing, clock) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(std::sync::atomic::AtomicI64::new(0)));
         let producer = produce(brokers.clone(), topic.clone(), Arc::clone(&stop_producing), Arc::clone(&clock));
         wait_for_windows(output.path(), 0..=5, Duration::from_secs(60), &mut child, &what);
 
@@ -209,7 +247,11 @@ fn an_empty_partition_holds_nothing_back_once_idle() {
         for (id, table) in &ids {
             let minute = id.rsplit('-').next().unwrap().parse::<i64>().unwrap() / 60;
             let expected: &[&str] = if minute <= last || *table == "late" { &[*table] } else { &[] };
-            assert_eq!(found.get(id).map_or(&[][..], Vec::as_slice), expected, "{what}: event {id} (minute {minute}, last window {last})");
+            assert_eq!(
+                found.get(id).map_or(&[][..], Vec::as_slice),
+                expected,
+                "{what}: event {id} (minute {minute}, last window {last})"
+            );
         }
         let stray: Vec<_> = found.keys().filter(|id| !ids.contains_key(*id)).collect();
         assert!(stray.is_empty(), "{what}: rows of unknown events: {stray:?}");
@@ -224,12 +266,24 @@ fn an_empty_partition_holds_nothing_back_once_idle() {
         for row in &windows {
             let minute = (cell_i(&row[0]) / 1_000_000 - START) / 60;
             let key = (minute, cell_s(&row[2]).to_owned());
-            assert_eq!(Some(&cell_i(&row[3])), naive.get(&key), "{what}: window {key:?} counts the events of its minute");
+            assert_eq!(
+                Some(&cell_i(&row[3])),
+                naive.get(&key),
+                "{what}: window {key:?} counts the events of its minute"
+            );
         }
-        let p2_minutes: BTreeSet<i64> = ids.keys().filter(|id| id.starts_with("p2-new")).map(|id| id.rsplit('-').next().unwrap().parse::<i64>().unwrap() / 60).collect();
+        let p2_minutes: BTreeSet<i64> = ids
+            .keys()
+            .filter(|id| id.starts_with("p2-new"))
+            .map(|id| id.rsplit('-').next().unwrap().parse::<i64>().unwrap() / 60)
+            .collect();
         for m in p2_minutes {
-            let total: i64 = windows.iter().filter(|r| (cell_i(&r[0]) / 1_000_000 - START) / 60 == m).map(|r| cell_i(&r[3])).sum();
-            let expected = ids.iter().filter(|(id, t)| **t == "events" && id.rsplit('-').next().unwrap().parse::<i64>().unwrap() / 60 == m).count() as i64;
+            let total: i64 =
+                windows.iter().filter(|r| (cell_i(&r[0]) / 1_000_000 - START) / 60 == m).map(|r| cell_i(&r[3])).sum();
+            let expected = ids
+                .iter()
+                .filter(|(id, t)| **t == "events" && id.rsplit('-').next().unwrap().parse::<i64>().unwrap() / 60 == m)
+                .count() as i64;
             assert_eq!(total, expected, "{what}: minute {m} counts partition 2's events too");
         }
     }

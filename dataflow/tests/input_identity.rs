@@ -48,21 +48,34 @@ fn a_checkpoint_refuses_another_input_until_reset() {
     let log = String::from_utf8_lossy(&other.stderr);
     assert_eq!(other.status.code(), Some(1), "a run over another input must stop: {log}");
     let (canon_a, canon_b) = (std::fs::canonicalize(&a).unwrap(), std::fs::canonicalize(&b).unwrap());
-    for needle in ["belongs to another input", &canon_a.display().to_string(), &canon_b.display().to_string(), "--output", "--reset"] {
+    for needle in [
+        "belongs to another input",
+        &canon_a.display().to_string(),
+        &canon_b.display().to_string(),
+        "--output",
+        "--reset",
+    ] {
         assert!(log.contains(needle), "the error names {needle:?}: {log}");
     }
     common::assert_tables_eq(&out, &tables_a);
 
     // The same folder spelled another way is the same input.
     let again = bounded(&b.join("..").join("a"), &out, &[]);
-    assert!(again.status.success(), "the same input by another path resumes: {}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "the same input by another path resumes: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     common::assert_tables_eq(&out, &tables_a);
 
     // --reset says what it deletes, then the output holds exactly a fresh run's tables.
     let reset = bounded(&b, &out, &["--reset"]);
     let log = String::from_utf8_lossy(&reset.stderr);
     assert!(reset.status.success(), "--reset: {log}");
-    assert!(log.contains("--reset: deleting") && log.contains("events (") && log.contains("checkpoint:"), "--reset says what it deletes: {log}");
+    assert!(
+        log.contains("--reset: deleting") && log.contains("events (") && log.contains("checkpoint:"),
+        "--reset says what it deletes: {log}"
+    );
     let fresh = dir.path().join("fresh");
     let run_b = bounded(&b, &fresh, &[]);
     assert!(run_b.status.success());
@@ -85,7 +98,13 @@ fn each_embedded_run_writes_a_new_folder() {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let folder = loop {
-            let found: Vec<_> = std::fs::read_dir(cwd.path().join("output")).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !folders.contains(n)).collect();
+            let found: Vec<_> = std::fs::read_dir(cwd.path().join("output"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !folders.contains(n))
+                .collect();
             if let Some(f) = found.first() {
                 break f.clone();
             }

@@ -39,9 +39,25 @@ fn a_bounded_run_over_a_topic_equals_the_run_over_its_files() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let producer_config = producer::kafka::KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), compression: "none".into(), options: vec![] };
-    let sent = producer::kafka::replay(&input, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
-    let lines: Vec<u64> = (0..3).map(|p| std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap().iter().filter(|&&b| b == b'\n').count() as u64).collect();
+    let producer_config = producer::kafka::KafkaConfig {
+        brokers: brokers.clone(),
+        topic: "iot-events".into(),
+        compression: "none".into(),
+        options: vec![],
+    };
+    let sent = producer::kafka::replay(
+        &input,
+        &producer_config,
+        Arc::new(producer::metrics::ProducerMetrics::new()),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let lines: Vec<u64> = (0..3)
+        .map(|p| {
+            std::fs::read(input.join(format!("partition-{p}.jsonl"))).unwrap().iter().filter(|&&b| b == b'\n').count()
+                as u64
+        })
+        .collect();
     assert_eq!(sent, lines, "replay sends every line of every partition");
 
     let files_out = dir.path().join("files");
@@ -49,7 +65,14 @@ fn a_bounded_run_over_a_topic_equals_the_run_over_its_files() {
     let expected = read_tables(&files_out);
     assert!(expected["windows"].len() > 100 && !expected["rejected"].is_empty() && !expected["late"].is_empty());
     for workers in [1, 2] {
-        let source = KafkaSource::new(KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), group: "test".into(), start_from: StartFrom::Earliest, options: vec![] }).unwrap();
+        let source = KafkaSource::new(KafkaConfig {
+            brokers: brokers.clone(),
+            topic: "iot-events".into(),
+            group: "test".into(),
+            start_from: StartFrom::Earliest,
+            options: vec![],
+        })
+        .unwrap();
         let out = dir.path().join(format!("kafka-w{workers}"));
         let summary = run_engine_on(Arc::new(source), &out, workers);
         assert_eq!(summary.read, from_files.read, "-w {workers}: messages read");
@@ -65,7 +88,18 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args(["-w", "2", "--allowed-lateness", "2s", "--metrics-addr", "127.0.0.1:0", "--producer-metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .args([
+            "-w",
+            "2",
+            "--allowed-lateness",
+            "2s",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--producer-metrics-addr",
+            "127.0.0.1:0",
+            "--progress",
+            "never",
+        ])
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
@@ -76,7 +110,8 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
     // minute plus the allowed lateness: at most about 62 s.
     let deadline = Instant::now() + Duration::from_secs(150);
     let windows = out.join("windows");
-    while !(windows.exists() && !file_list(&out).iter().filter(|f| f.starts_with("windows/")).collect::<Vec<_>>().is_empty()) {
+    let committed_window = || windows.exists() && file_list(&out).iter().any(|f| f.starts_with("windows/"));
+    while !committed_window() {
         assert!(Instant::now() < deadline, "no window row was committed within 150 s");
         assert!(child.try_wait().unwrap().is_none(), "the embedded run exited early");
         std::thread::sleep(Duration::from_millis(500));
@@ -90,7 +125,11 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
     assert!(!tables["windows"].is_empty() && !tables["events"].is_empty());
     // No temporary file is left behind, and every window's count is the number of distinct
     // events of its minute that were written (both tables hold only complete minutes).
-    assert!(file_list(&out).iter().all(|f| !f.contains("inprogress") && f.ends_with(".parquet")), "{:?}", file_list(&out));
+    assert!(
+        file_list(&out).iter().all(|f| !f.contains("inprogress") && f.ends_with(".parquet")),
+        "{:?}",
+        file_list(&out)
+    );
     use common::Cell;
     let mut per_minute: std::collections::HashMap<(String, i64), i64> = std::collections::HashMap::new();
     for e in &tables["events"] {
@@ -99,7 +138,11 @@ fn the_embedded_run_commits_windows_live_and_stops_cleanly_on_sigint() {
     }
     for w in &tables["windows"] {
         let (Cell::I(start), Cell::S(ty), Cell::I(count)) = (&w[0], &w[2], &w[3]) else { panic!("windows row {w:?}") };
-        assert_eq!(per_minute.get(&(ty.clone(), *start)), Some(count), "window {ty} at {start}: count vs the events table");
+        assert_eq!(
+            per_minute.get(&(ty.clone(), *start)),
+            Some(count),
+            "window {ty} at {start}: count vs the events table"
+        );
     }
 }
 
@@ -119,7 +162,12 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let producer_config = producer::kafka::KafkaConfig { brokers: brokers.clone(), topic: "iot-events".into(), compression: "none".into(), options: vec![] };
+    let producer_config = producer::kafka::KafkaConfig {
+        brokers: brokers.clone(),
+        topic: "iot-events".into(),
+        compression: "none".into(),
+        options: vec![],
+    };
     let (first, rest) = (dir.path().join("first"), dir.path().join("rest"));
     for (d, p) in [(&first, 0), (&rest, 0), (&first, 1), (&rest, 1), (&first, 2), (&rest, 2)] {
         std::fs::create_dir_all(d).unwrap();
@@ -129,14 +177,35 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         let part = if d == &first { &lines[..cut] } else { &lines[cut..] };
         std::fs::write(d.join(format!("partition-{p}.jsonl")), part.concat()).unwrap();
     }
-    let replay = |dir: &Path| producer::kafka::replay(dir, &producer_config, Arc::new(producer::metrics::ProducerMetrics::new()), &AtomicBool::new(false)).unwrap();
+    let replay = |dir: &Path| {
+        producer::kafka::replay(
+            dir,
+            &producer_config,
+            Arc::new(producer::metrics::ProducerMetrics::new()),
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+    };
     replay(&first);
     let reference = dir.path().join("bounded");
     run_engine(&input, &reference, 1);
 
     let out = dir.path().join("live");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "2m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .args([
+            "--brokers",
+            &brokers,
+            "--topic",
+            "iot-events",
+            "--compact-after",
+            "2m",
+            "-w",
+            "2",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--progress",
+            "never",
+        ])
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
@@ -160,21 +229,43 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         let names: Vec<_> = file_list(&out).into_iter().filter(|f| f.starts_with(&folder)).collect();
         assert!(!names.is_empty() && names.iter().all(|f| f.contains("/part-c")), "{folder}: {names:?}");
         let parent = format!("{table}/year=2025/month=11/day=03");
-        assert_rows_eq(&folder, &read_table(&out.join(&parent), "hour=23"), &read_table(&reference.join(&parent), "hour=23"));
+        assert_rows_eq(
+            &folder,
+            &read_table(&out.join(&parent), "hour=23"),
+            &read_table(&reference.join(&parent), "hour=23"),
+        );
     }
-    let store = connectors::sink::commit::CheckpointStore::in_output(Arc::new(connectors::sink::LocalStore::new(&out).unwrap()));
+    let store = connectors::sink::commit::CheckpointStore::in_output(Arc::new(
+        connectors::sink::LocalStore::new(&out).unwrap(),
+    ));
     let checkpoint = connectors::sink::commit::load(&store).unwrap();
-    let live: std::collections::HashSet<String> = checkpoint.committed.difference(&checkpoint.replaced).cloned().collect();
-    let visible: std::collections::HashSet<String> = file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
+    let live: std::collections::HashSet<String> =
+        checkpoint.committed.difference(&checkpoint.replaced).cloned().collect();
+    let visible: std::collections::HashSet<String> =
+        file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
     assert_eq!(live, visible, "the checkpoint commits exactly the visible files");
     assert!(checkpoint.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
-    let first_frontier = checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop keeps the frontier of the last commit");
+    let first_frontier =
+        checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop keeps the frontier of the last commit");
 
     // The rest of the messages arrive; restart live on the same output, stop once it has
     // read everything there is.
     replay(&rest);
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args(["--brokers", &brokers, "--topic", "iot-events", "--compact-after", "2m", "-w", "2", "--metrics-addr", "127.0.0.1:0", "--progress", "never"])
+        .args([
+            "--brokers",
+            &brokers,
+            "--topic",
+            "iot-events",
+            "--compact-after",
+            "2m",
+            "-w",
+            "2",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--progress",
+            "never",
+        ])
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
@@ -182,7 +273,9 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
-    let reached = || connectors::sink::commit::load(&store).ok().and_then(|c| c.last).and_then(|r| r.frontier_minute).unwrap_or(0);
+    let reached = || {
+        connectors::sink::commit::load(&store).ok().and_then(|c| c.last).and_then(|r| r.frontier_minute).unwrap_or(0)
+    };
     while reached() < first_frontier + 20 {
         assert!(Instant::now() < deadline, "the second run did not advance 20 minutes within 180 s");
         assert!(child.try_wait().unwrap().is_none(), "the second live run exited early");
@@ -196,7 +289,9 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     assert!(frontier > first_frontier && last.resume.len() == 3, "the second run went further: {last:?}");
     // Every committed event and window before that frontier, exactly once.
     let before = |rows: Vec<Vec<common::Cell>>, column: usize| -> Vec<Vec<common::Cell>> {
-        rows.into_iter().filter(|r| matches!(r[column], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier)).collect()
+        rows.into_iter()
+            .filter(|r| matches!(r[column], common::Cell::I(ts) if (ts.div_euclid(60_000_000) as u64) < frontier))
+            .collect()
     };
     let (live, bounded) = (before(read_table(&out, "events"), 3), before(read_table(&reference, "events"), 3));
     assert!(live.len() > 12_000, "{} events", live.len());

@@ -77,7 +77,9 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
         assert!(!samples.is_empty(), "{name} has no sample");
         for s in samples {
             if *kind == "histogram" {
-                let ok = s.starts_with(&format!("{name}_bucket{{le=\"")) || s.starts_with(&format!("{name}_sum ")) || s.starts_with(&format!("{name}_count "));
+                let ok = s.starts_with(&format!("{name}_bucket{{le=\""))
+                    || s.starts_with(&format!("{name}_sum "))
+                    || s.starts_with(&format!("{name}_count "));
                 assert!(ok, "{s} is not a histogram sample without labels");
                 continue;
             }

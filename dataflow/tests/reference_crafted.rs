@@ -58,7 +58,12 @@ fn write_crafted(dir: &Path) {
             // A late event: new id, 30 minutes behind the partition's latest.
             writeln!(p0, "{}", event(&format!("h-late-{i}"), "humidity", t - 30 * MIN, 100.0, 1.0)).unwrap();
             // Invalid lines that look like humidity events.
-            writeln!(p0, "{}", event(&format!("h-bad-{i}"), "humidity", t, 100.0, 1.0).replace("\"normal\"", "\"fine\"")).unwrap();
+            writeln!(
+                p0,
+                "{}",
+                event(&format!("h-bad-{i}"), "humidity", t, 100.0, 1.0).replace("\"normal\"", "\"fine\"")
+            )
+            .unwrap();
             writeln!(p0, "{}", event(&format!("h-neg-{i}"), "humidity", t, -1.0, 1.0)).unwrap();
         }
     }
@@ -79,7 +84,8 @@ fn write_crafted(dir: &Path) {
             // A dense window: 40 pressure events in [10:00, 10:01), so that ranks matter.
             for j in 0..40 {
                 let t = DAY0 + 600 * MIN + j as i64 * 1_500_000;
-                writeln!(p1, "{}", event(&format!("p-{j}"), "pressure", t, duration(j * 31 + 7), 1000.0 + j as f64)).unwrap();
+                writeln!(p1, "{}", event(&format!("p-{j}"), "pressure", t, duration(j * 31 + 7), 1000.0 + j as f64))
+                    .unwrap();
             }
         }
     }
@@ -88,10 +94,11 @@ fn write_crafted(dir: &Path) {
     writeln!(p1, "{}", event("midnight", "motion", DAY0 + DAY, 88.0, 1.0)).unwrap();
     writeln!(p1, "not json at all").unwrap();
     writeln!(p1, "{}", event("m-0", "motion", DAY0 + DAY + MIN, 99.0, 1.0)).unwrap(); // same id, a day later: kept (beyond horizon)
-    // Partition 2 lags the others by an hour: temperature every 30 s, one hour behind.
+                                                                                      // Partition 2 lags the others by an hour: temperature every 30 s, one hour behind.
     for i in 0..2400 {
         let t = DAY0 + i as i64 * 30_000_000;
-        writeln!(p2, "{}", event(&format!("t-{i}"), "temperature", t, duration(i + 5000), 20.0 + (i % 10) as f64)).unwrap();
+        writeln!(p2, "{}", event(&format!("t-{i}"), "temperature", t, duration(i + 5000), 20.0 + (i % 10) as f64))
+            .unwrap();
     }
     let mut p2_bytes = p2.into_bytes();
     p2_bytes.extend_from_slice(b"\xff\xfe not utf8\n");
@@ -129,7 +136,8 @@ fn crafted_edge_cases_match_the_reference_under_1_2_4_workers() {
         // Windows are filed under the hour of their start.
         let windows = read_table(&output, "windows");
         assert!(windows.iter().any(|r| r[0] == Cell::I(DAY0 + DAY - MIN) && r[2] == Cell::S("motion".into())));
-        let dense = windows.iter().find(|r| r[0] == Cell::I(DAY0 + 600 * MIN) && r[2] == Cell::S("pressure".into())).unwrap();
+        let dense =
+            windows.iter().find(|r| r[0] == Cell::I(DAY0 + 600 * MIN) && r[2] == Cell::S("pressure".into())).unwrap();
         assert_eq!(dense[3], Cell::I(40));
     }
 }

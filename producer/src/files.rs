@@ -75,13 +75,20 @@ pub fn write_partition_files(config: &GeneratorConfig, dir: &Path) -> anyhow::Re
 }
 
 /// As [`write_partition_files`], counting into `metrics` and stopping early when `stop` is set.
-pub fn write_partition_files_with(config: &GeneratorConfig, dir: &Path, metrics: Option<&ProducerMetrics>, stop: &AtomicBool) -> anyhow::Result<Summary> {
+pub fn write_partition_files_with(
+    config: &GeneratorConfig,
+    dir: &Path,
+    metrics: Option<&ProducerMetrics>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Summary> {
     config.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut writers = (0..config.partitions)
         .map(|p| {
             let path = dir.join(format!("partition-{p}.jsonl"));
-            File::create(&path).map(|f| BufWriter::with_capacity(1 << 20, f)).with_context(|| format!("cannot create {}", path.display()))
+            File::create(&path)
+                .map(|f| BufWriter::with_capacity(1 << 20, f))
+                .with_context(|| format!("cannot create {}", path.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut summary = Summary { per_partition: vec![0; config.partitions as usize], ..Default::default() };

@@ -79,7 +79,12 @@ impl Default for GeneratorConfig {
 impl GeneratorConfig {
     /// Checks the configuration; the error names the flag to fix.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in [("--duplicates", self.duplicates), ("--late", self.late), ("--invalid", self.invalid), ("--outliers", self.outliers)] {
+        for (name, v) in [
+            ("--duplicates", self.duplicates),
+            ("--late", self.late),
+            ("--invalid", self.invalid),
+            ("--outliers", self.outliers),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(format!("{name} {v} is not a fraction: give a number between 0 and 1"));
             }
@@ -218,7 +223,8 @@ pub struct Generator {
     duration: LogNormal<f64>,
 }
 
-const TYPES: [DeviceType; 5] = [DeviceType::Temperature, DeviceType::Pressure, DeviceType::Humidity, DeviceType::Motion, DeviceType::Light];
+const TYPES: [DeviceType; 5] =
+    [DeviceType::Temperature, DeviceType::Pressure, DeviceType::Humidity, DeviceType::Motion, DeviceType::Light];
 const ZONES: [&str; 5] = ["zone-A", "zone-B", "zone-C", "zone-D", "zone-E"];
 
 /// The fixed type of device `d` (1-based).
@@ -293,7 +299,8 @@ impl Generator {
         let late = rng.random::<f64>() < self.config.late;
         let duplicate = rng.random::<f64>() < self.config.duplicates;
         let device_id = format!("device-{d:03}");
-        let timestamp = DateTime::from_timestamp_millis(t).expect("in range").format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        let timestamp =
+            DateTime::from_timestamp_millis(t).expect("in range").format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
         let fields: Vec<(&'static str, String)> = vec![
             ("event_id", format!("\"{id}\"")),
             ("device_id", format!("\"{device_id}\"")),
@@ -302,7 +309,14 @@ impl Generator {
             ("event_duration", format!("{duration:.2}")),
             ("value", format!("{value:.2}")),
             ("status", format!("\"{}\"", status.as_str())),
-            ("metadata", format!("{{\"location\":\"{}\",\"firmware\":\"v1.{}.0\"}}", ZONES[((d - 1) / 10) as usize], (d - 1) % 3)),
+            (
+                "metadata",
+                format!(
+                    "{{\"location\":\"{}\",\"firmware\":\"v1.{}.0\"}}",
+                    ZONES[((d - 1) / 10) as usize],
+                    (d - 1) % 3
+                ),
+            ),
         ];
         let payload = json(&fields).into_bytes();
         let partition = partition_for_key(device_id.as_bytes(), self.config.partitions);
@@ -350,7 +364,14 @@ impl Generator {
 
     fn invalid_line(&self, kind: InvalidKind, fields: &[(&'static str, String)]) -> Vec<u8> {
         let without = |name: &str| json(&fields.iter().filter(|(k, _)| *k != name).cloned().collect::<Vec<_>>());
-        let with = |name: &str, v: &str| json(&fields.iter().map(|(k, x)| (*k, if *k == name { v.to_owned() } else { x.clone() })).collect::<Vec<_>>());
+        let with = |name: &str, v: &str| {
+            json(
+                &fields
+                    .iter()
+                    .map(|(k, x)| (*k, if *k == name { v.to_owned() } else { x.clone() }))
+                    .collect::<Vec<_>>(),
+            )
+        };
         match kind {
             InvalidKind::NotUtf8 => {
                 let s = json(fields);
@@ -361,7 +382,7 @@ impl Generator {
             }
             InvalidKind::Malformed => {
                 let s = json(fields);
-                s[..s.len() / 2].as_bytes().to_vec()
+                s.as_bytes()[..s.len() / 2].to_vec()
             }
             InvalidKind::MissingEventId => without("event_id").into_bytes(),
             InvalidKind::MissingDeviceId => without("device_id").into_bytes(),

@@ -68,7 +68,11 @@ fn client_config(config: &KafkaConfig) -> ClientConfig {
 }
 
 /// A producer connected to the topic, which exists with at least `partitions` partitions.
-pub fn connect(config: &KafkaConfig, partitions: u32, metrics: Arc<ProducerMetrics>) -> anyhow::Result<BaseProducer<DeliveryCounter>> {
+pub fn connect(
+    config: &KafkaConfig,
+    partitions: u32,
+    metrics: Arc<ProducerMetrics>,
+) -> anyhow::Result<BaseProducer<DeliveryCounter>> {
     let producer: BaseProducer<DeliveryCounter> = client_config(config)
         .create_with_context(DeliveryCounter { metrics })
         .with_context(|| format!("cannot create a Kafka producer for {}", config.brokers))?;
@@ -77,7 +81,12 @@ pub fn connect(config: &KafkaConfig, partitions: u32, metrics: Arc<ProducerMetri
         create_topic(config, partitions)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while topic_partitions(&producer, config)? == 0 {
-            anyhow::ensure!(Instant::now() < deadline, "topic {} was created but does not appear in the metadata of {}", config.topic, config.brokers);
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "topic {} was created but does not appear in the metadata of {}",
+                config.topic,
+                config.brokers
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     } else if existing < partitions {
@@ -88,18 +97,21 @@ pub fn connect(config: &KafkaConfig, partitions: u32, metrics: Arc<ProducerMetri
 
 /// Partitions of the topic, 0 when it does not exist.
 fn topic_partitions(producer: &BaseProducer<DeliveryCounter>, config: &KafkaConfig) -> anyhow::Result<u32> {
-    let metadata = producer
-        .client()
-        .fetch_metadata(Some(&config.topic), Duration::from_secs(10))
-        .with_context(|| format!("cannot reach the Kafka broker at {} (check --brokers / KAFKA_BROKERS)", config.brokers))?;
+    let metadata =
+        producer.client().fetch_metadata(Some(&config.topic), Duration::from_secs(10)).with_context(|| {
+            format!("cannot reach the Kafka broker at {} (check --brokers / KAFKA_BROKERS)", config.brokers)
+        })?;
     Ok(metadata.topics().first().filter(|t| t.error().is_none()).map_or(0, |t| t.partitions().len() as u32))
 }
 
 fn create_topic(config: &KafkaConfig, partitions: u32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(config).create().context("cannot create a Kafka admin client")?;
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(config).create().context("cannot create a Kafka admin client")?;
     let topic = NewTopic::new(&config.topic, partitions as i32, TopicReplication::Fixed(1));
-    let results = futures_executor::block_on(admin.create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))))
-        .with_context(|| format!("cannot create topic {}", config.topic))?;
+    let results = futures_executor::block_on(
+        admin.create_topics([&topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)))),
+    )
+    .with_context(|| format!("cannot create topic {}", config.topic))?;
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -111,7 +123,14 @@ fn create_topic(config: &KafkaConfig, partitions: u32) -> anyhow::Result<()> {
 }
 
 /// Sends one record, waiting for queue space when librdkafka's queue is full.
-pub fn send(producer: &BaseProducer<DeliveryCounter>, topic: &str, partition: u32, key: &[u8], payload: &[u8], metrics: &ProducerMetrics) -> anyhow::Result<()> {
+pub fn send(
+    producer: &BaseProducer<DeliveryCounter>,
+    topic: &str,
+    partition: u32,
+    key: &[u8],
+    payload: &[u8],
+    metrics: &ProducerMetrics,
+) -> anyhow::Result<()> {
     let mut record = BaseRecord::to(topic).partition(partition as i32).key(key).payload(payload);
     loop {
         match producer.send(record) {
@@ -135,7 +154,12 @@ pub fn flush(producer: &BaseProducer<DeliveryCounter>, timeout: Duration) -> any
 
 /// Writes a folder of `partition-<p>.jsonl` files into the topic, each file to its partition
 /// in line order; returns the messages sent per partition.
-pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, stop: &AtomicBool) -> anyhow::Result<Vec<u64>> {
+pub fn replay(
+    dir: &Path,
+    config: &KafkaConfig,
+    metrics: Arc<ProducerMetrics>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Vec<u64>> {
     let source = connectors::source::file::FileSource::new(dir);
     let partitions = {
         use connectors::source::Source;
@@ -169,7 +193,7 @@ pub fn replay(dir: &Path, config: &KafkaConfig, metrics: Arc<ProducerMetrics>, s
             let key = device_key(&line);
             send(&producer, &config.topic, p, key.as_bytes(), &line, &metrics)?;
             sent[p as usize] += 1;
-            if sent[p as usize] % 10_000 == 0 {
+            if sent[p as usize].is_multiple_of(10_000) {
                 producer.poll(Duration::ZERO);
                 if stop.load(Ordering::Relaxed) {
                     break;
@@ -193,7 +217,13 @@ fn device_key(line: &[u8]) -> String {
 
 /// Generates `config`'s events into the topic, paced in wall-clock time (each message sent at
 /// its arrival time after the first) when `pace`, until done or `stop` is set; flushes.
-pub fn produce(config: &GeneratorConfig, kafka_config: &KafkaConfig, pace: bool, metrics: &Arc<ProducerMetrics>, stop: &AtomicBool) -> anyhow::Result<Summary> {
+pub fn produce(
+    config: &GeneratorConfig,
+    kafka_config: &KafkaConfig,
+    pace: bool,
+    metrics: &Arc<ProducerMetrics>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Summary> {
     let producer = connect(kafka_config, config.partitions, Arc::clone(metrics))?;
     let mut summary = Summary::default();
     let wall_start = Instant::now();

@@ -122,12 +122,21 @@ struct GenerateArgs {
 }
 
 fn parse_option(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn kafka_config(args: &KafkaArgs) -> anyhow::Result<KafkaConfig> {
-    let brokers = args.brokers.clone().ok_or_else(|| anyhow::anyhow!("no destination: pass --out-dir DIR, or --brokers HOST:PORT (or KAFKA_BROKERS)"))?;
-    Ok(KafkaConfig { brokers, topic: args.topic.clone(), compression: args.compression.clone(), options: args.kafka_options.clone() })
+    let brokers = args.brokers.clone().ok_or_else(|| {
+        anyhow::anyhow!("no destination: pass --out-dir DIR, or --brokers HOST:PORT (or KAFKA_BROKERS)")
+    })?;
+    Ok(KafkaConfig {
+        brokers,
+        topic: args.topic.clone(),
+        compression: args.compression.clone(),
+        options: args.kafka_options.clone(),
+    })
 }
 
 fn main() {
@@ -155,7 +164,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let addr = serve(&common.metrics_addr, Arc::clone(&metrics))?;
             tracing::info!(%addr, "serving /metrics");
             let sent = kafka::replay(&dir, &config, metrics, &stop)?;
-            println!("replayed {} messages into {} (per partition {sent:?}) in {:.1} s", sent.iter().sum::<u64>(), config.topic, started.elapsed().as_secs_f64());
+            println!(
+                "replayed {} messages into {} (per partition {sent:?}) in {:.1} s",
+                sent.iter().sum::<u64>(),
+                config.topic,
+                started.elapsed().as_secs_f64()
+            );
         }
         None => {
             let g = cli.generate;
@@ -189,4 +203,3 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

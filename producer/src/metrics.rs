@@ -45,9 +45,14 @@ impl ProducerMetrics {
     /// Registers the metrics.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let sent = IntCounterVec::new(Opts::new(names::MESSAGES_SENT, "Messages sent, by device type and status."), &[names::DEVICE_TYPE, names::STATUS]).expect("valid");
+        let sent = IntCounterVec::new(
+            Opts::new(names::MESSAGES_SENT, "Messages sent, by device type and status."),
+            &[names::DEVICE_TYPE, names::STATUS],
+        )
+        .expect("valid");
         let size = Histogram::with_opts(
-            HistogramOpts::new(names::MESSAGE_SIZE, "Size of each message in bytes.").buckets(vec![128.0, 192.0, 256.0, 320.0, 384.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0]),
+            HistogramOpts::new(names::MESSAGE_SIZE, "Size of each message in bytes.")
+                .buckets(vec![128.0, 192.0, 256.0, 320.0, 384.0, 512.0, 1024.0, 4096.0, 16384.0, 65536.0]),
         )
         .expect("valid");
         let kafka_errors = IntCounter::new(names::KAFKA_ERRORS, "Kafka send and delivery errors.").expect("valid");
@@ -93,13 +98,17 @@ impl ProducerMetrics {
 /// Serves `/metrics` and `/healthz` on `addr` from a background thread; returns the bound
 /// address (pass port 0 for any free port).
 pub fn serve(addr: &str, metrics: std::sync::Arc<ProducerMetrics>) -> anyhow::Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)"))?;
-    let bound = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
+    let server = tiny_http::Server::http(addr).map_err(|e| {
+        anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)")
+    })?;
+    let bound =
+        server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
     std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
         for request in server.incoming_requests() {
             let response = match request.url() {
-                "/metrics" => tiny_http::Response::from_string(metrics.render())
-                    .with_header("Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header")),
+                "/metrics" => tiny_http::Response::from_string(metrics.render()).with_header(
+                    "Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header"),
+                ),
                 "/healthz" => tiny_http::Response::from_string("ok\n"),
                 _ => tiny_http::Response::from_string("not found: try /metrics or /healthz\n").with_status_code(404),
             };

@@ -80,7 +80,12 @@ fn fractions_kinds_partitions_and_order() {
             match parse_event(&line, DEFAULT_MAX_MESSAGE_BYTES) {
                 Ok(e) => {
                     valid += 1;
-                    assert_eq!(partition_for_key(e.device_id.as_bytes(), 3), p, "{} is in the wrong partition", e.device_id);
+                    assert_eq!(
+                        partition_for_key(e.device_id.as_bytes(), 3),
+                        p,
+                        "{} is in the wrong partition",
+                        e.device_id
+                    );
                     let first_copy = ids.insert(e.event_id.to_string());
                     if first_copy {
                         *statuses.entry(e.status.to_string()).or_default() += 1;
@@ -102,12 +107,20 @@ fn fractions_kinds_partitions_and_order() {
                 Err(r) => *reasons.entry(r).or_default() += 1,
             }
         }
-        assert!(out_of_order as f64 <= 0.02 * 100_000.0 / 3.0, "partition {p}: {out_of_order} first copies out of order");
+        assert!(
+            out_of_order as f64 <= 0.02 * 100_000.0 / 3.0,
+            "partition {p}: {out_of_order} first copies out of order"
+        );
     }
     assert_eq!(valid, 100_000 + summary.duplicates);
     let first_copies: u64 = statuses.values().sum();
     let share = |s: &str| statuses[s] as f64 / first_copies as f64;
-    assert!((share("normal") - 0.80).abs() < 0.01 && (share("warning") - 0.15).abs() < 0.01 && (share("critical") - 0.05).abs() < 0.01, "{statuses:?}");
+    assert!(
+        (share("normal") - 0.80).abs() < 0.01
+            && (share("warning") - 0.15).abs() < 0.01
+            && (share("critical") - 0.05).abs() < 0.01,
+        "{statuses:?}"
+    );
     assert_eq!(devices.len(), 50);
     assert_eq!(types.len(), 5);
     assert!(in_range as f64 / first_copies as f64 > 0.85, "most durations lie in 50-500 ms");
@@ -134,10 +147,16 @@ fn metrics_are_scraped_over_http_and_match_what_was_written() {
     let body = http_get(addr, "/metrics");
     assert!(body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200"), "{body}");
     let value = |prefix: &str| -> f64 {
-        body.lines().filter(|l| l.starts_with(prefix)).map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap()).sum()
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
     };
     assert_eq!(value("producer_messages_sent_total{") as u64, summary.total());
-    assert_eq!(value("producer_messages_sent_total{device_type=\"invalid\",status=\"invalid\"}") as u64, summary.invalid);
+    assert_eq!(
+        value("producer_messages_sent_total{device_type=\"invalid\",status=\"invalid\"}") as u64,
+        summary.invalid
+    );
     assert_eq!(value("producer_message_size_bytes_count") as u64, summary.total());
     assert_eq!(value("producer_active_devices"), 50.0);
     assert!(body.contains("# TYPE producer_kafka_errors_total counter"));

@@ -121,14 +121,17 @@ impl fmt::Debug for KafkaConfig {
 /// option but never print a value.
 pub fn resolve_option(spec: &str) -> Result<(String, String), String> {
     let Some((key, value)) = spec.split_once('=') else {
-        return Err(format!("--kafka-option {spec:?} is not key=value (e.g. --kafka-option security.protocol=SASL_SSL)"));
+        return Err(format!(
+            "--kafka-option {spec:?} is not key=value (e.g. --kafka-option security.protocol=SASL_SSL)"
+        ));
     };
     let key = key.trim();
     if key.is_empty() {
         return Err("--kafka-option has an empty key: use key=value".to_owned());
     }
     let value = if let Some(path) = value.strip_prefix("@file:") {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("--kafka-option {key}: cannot read {path}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("--kafka-option {key}: cannot read {path}: {e}"))?;
         text.trim_end_matches(['\n', '\r']).to_owned()
     } else if let Some(name) = value.strip_prefix("@env:") {
         std::env::var(name).map_err(|_| format!("--kafka-option {key}: environment variable {name} is not set"))?
@@ -164,7 +167,18 @@ impl KafkaConfig {
     }
 
     fn error(&self, action: &str, e: KafkaError) -> SourceError {
-        SourceError::Kafka(format!("cannot {action} for topic {} on {}: {e} (check --brokers / KAFKA_BROKERS and --kafka-option)", self.topic, self.brokers))
+        // A rejected option's error ends with the option's value (and librdkafka may quote it
+        // in the description): it may be a secret, so name the option only.
+        let e = match e {
+            KafkaError::ClientConfig(_, desc, key, value) if !value.is_empty() => {
+                format!("client config error: {} (option {key})", desc.replace(&value, "<value hidden>"))
+            }
+            e => e.to_string(),
+        };
+        SourceError::Kafka(format!(
+            "cannot {action} for topic {} on {}: {e} (check --brokers / KAFKA_BROKERS and --kafka-option)",
+            self.topic, self.brokers
+        ))
     }
 }
 
@@ -195,7 +209,8 @@ impl Source for KafkaSource {
         // The cluster id tells clusters apart whatever address they are reached at (and a
         // new in-memory cluster of the embedded run from the last one); the bootstrap
         // address stands in for a broker that does not report one.
-        let cluster = self.metadata.client().fetch_cluster_id(METADATA_TIMEOUT).unwrap_or_else(|| self.config.brokers.clone());
+        let cluster =
+            self.metadata.client().fetch_cluster_id(METADATA_TIMEOUT).unwrap_or_else(|| self.config.brokers.clone());
         format!("kafka cluster {cluster} topic {}", self.config.topic)
     }
 
@@ -204,22 +219,39 @@ impl Source for KafkaSource {
             .metadata
             .fetch_metadata(Some(&self.config.topic), METADATA_TIMEOUT)
             .map_err(|e| self.config.error("fetch metadata", e))?;
-        let topic = metadata.topics().first().ok_or_else(|| SourceError::Kafka(format!("the brokers at {} returned no metadata for topic {}", self.config.brokers, self.config.topic)))?;
+        let topic = metadata.topics().first().ok_or_else(|| {
+            SourceError::Kafka(format!(
+                "the brokers at {} returned no metadata for topic {}",
+                self.config.brokers, self.config.topic
+            ))
+        })?;
         if let Some(e) = topic.error() {
             return Err(SourceError::Kafka(format!(
                 "topic {} on {}: {:?} (create it, e.g. with `producer --brokers {} --topic {}`)",
-                self.config.topic, self.config.brokers, rdkafka::types::RDKafkaErrorCode::from(e), self.config.brokers, self.config.topic
+                self.config.topic,
+                self.config.brokers,
+                rdkafka::types::RDKafkaErrorCode::from(e),
+                self.config.brokers,
+                self.config.topic
             )));
         }
         let mut parts: Vec<u32> = topic.partitions().iter().map(|p| p.id() as u32).collect();
         if parts.is_empty() {
-            return Err(SourceError::Kafka(format!("topic {} on {} has no partitions", self.config.topic, self.config.brokers)));
+            return Err(SourceError::Kafka(format!(
+                "topic {} on {} has no partitions",
+                self.config.topic, self.config.brokers
+            )));
         }
         parts.sort_unstable();
         Ok(parts)
     }
 
-    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(
+        &self,
+        partition: u32,
+        offset: Option<u64>,
+        bounded: bool,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
         let config = &self.config;
         let consumer = Arc::new(config.consumer()?);
         // The broker may be restarting: retry for a while before giving up.
@@ -233,7 +265,10 @@ impl Source for KafkaSource {
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(config.error(&format!("fetch the watermarks of partition {partition} (for {OPEN_RETRY_FOR:?})"), e)),
+                Err(e) => {
+                    return Err(config
+                        .error(&format!("fetch the watermarks of partition {partition} (for {OPEN_RETRY_FOR:?})"), e))
+                }
             }
         };
         let (low, high) = (low.max(0) as u64, high.max(0) as u64);
@@ -243,7 +278,12 @@ impl Source for KafkaSource {
             (None, StartFrom::Earliest) => low,
             (Some(o), _) => {
                 if o < low {
-                    tracing::warn!(partition, offset = o, first_retained = low, "the resume offset is no longer retained by the topic: reading from the first retained message");
+                    tracing::warn!(
+                        partition,
+                        offset = o,
+                        first_retained = low,
+                        "the resume offset is no longer retained by the topic: reading from the first retained message"
+                    );
                 }
                 o.max(low)
             }
@@ -253,9 +293,9 @@ impl Source for KafkaSource {
             .add_partition_offset(&config.topic, partition as i32, Offset::Offset(start as i64))
             .map_err(|e| config.error("build an assignment", e))?;
         consumer.assign(&assignment).map_err(|e| config.error(&format!("assign partition {partition}"), e))?;
-        let queue = consumer
-            .split_partition_queue(&config.topic, partition as i32)
-            .ok_or_else(|| SourceError::Kafka(format!("cannot open the queue of partition {partition} of topic {}", config.topic)))?;
+        let queue = consumer.split_partition_queue(&config.topic, partition as i32).ok_or_else(|| {
+            SourceError::Kafka(format!("cannot open the queue of partition {partition} of topic {}", config.topic))
+        })?;
         tracing::info!(topic = %config.topic, partition, start, end = bounded.then_some(high), "reading partition");
         Ok(Box::new(KafkaReader {
             topic: config.topic.clone(),
@@ -272,7 +312,14 @@ impl Source for KafkaSource {
 
 /// Takes one fetched message of `partition` into `out` unless it is a re-delivery (an
 /// offset already read) or, in bounded mode, at or past the end; returns whether it did.
-fn take(partition: u32, next: &mut u64, end: Option<u64>, offset: i64, payload: Option<&[u8]>, out: &mut MessageBatch) -> bool {
+fn take(
+    partition: u32,
+    next: &mut u64,
+    end: Option<u64>,
+    offset: i64,
+    payload: Option<&[u8]>,
+    out: &mut MessageBatch,
+) -> bool {
     let offset = offset as u64;
     if offset < *next {
         return false; // a re-delivery after a reconnect
@@ -335,7 +382,9 @@ impl PartitionReader for KafkaReader {
                     tracing::warn!(partition = self.partition, error = %e, "Kafka consumer error (retrying)");
                     break;
                 }
-                Some(Ok(message)) => read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out),
+                Some(Ok(message)) => {
+                    read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out)
+                }
             }
         }
         while out.payload_bytes() - start_len < max_bytes {
@@ -348,7 +397,9 @@ impl PartitionReader for KafkaReader {
                     tracing::warn!(partition = self.partition, error = %e, "Kafka fetch error (retrying)");
                     break;
                 }
-                Some(Ok(message)) => read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out),
+                Some(Ok(message)) => {
+                    read_any |= take(self.partition, &mut self.next, self.end, message.offset(), message.payload(), out)
+                }
             }
         }
         if self.end.is_some_and(|end| self.next >= end) && !read_any {
@@ -379,7 +430,13 @@ mod tests {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     fn config(brokers: &str, topic: &str) -> KafkaConfig {
-        KafkaConfig { brokers: brokers.to_owned(), topic: topic.to_owned(), group: "test".into(), start_from: StartFrom::Earliest, options: vec![] }
+        KafkaConfig {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            group: "test".into(),
+            start_from: StartFrom::Earliest,
+            options: vec![],
+        }
     }
 
     fn produce(brokers: &str, topic: &str, messages: &[(u32, Vec<u8>)]) {
@@ -418,12 +475,21 @@ mod tests {
         let cluster = MockCluster::new(1).unwrap();
         cluster.create_topic("t", 3, 1).unwrap();
         let brokers = cluster.bootstrap_servers();
-        let messages: Vec<(u32, Vec<u8>)> = (0..300u32).map(|i| (i % 3, format!("message {i}").into_bytes())).chain([(1, Vec::new()), (1, b"\xff\n".to_vec())]).collect();
+        let messages: Vec<(u32, Vec<u8>)> = (0..300u32)
+            .map(|i| (i % 3, format!("message {i}").into_bytes()))
+            .chain([(1, Vec::new()), (1, b"\xff\n".to_vec())])
+            .collect();
         produce(&brokers, "t", &messages);
         let source = KafkaSource::new(config(&brokers, "t")).unwrap();
         assert_eq!(source.partitions().unwrap(), vec![0, 1, 2]);
         for p in 0..3 {
-            let expected: Vec<(u64, Vec<u8>)> = messages.iter().filter(|(q, _)| *q == p).map(|(_, m)| m.clone()).enumerate().map(|(i, m)| (i as u64, m)).collect();
+            let expected: Vec<(u64, Vec<u8>)> = messages
+                .iter()
+                .filter(|(q, _)| *q == p)
+                .map(|(_, m)| m.clone())
+                .enumerate()
+                .map(|(i, m)| (i as u64, m))
+                .collect();
             assert_eq!(read_bounded(&source, p, 0), expected, "partition {p}");
             assert_eq!(read_bounded(&source, p, 50), expected[50..].to_vec(), "partition {p} from offset 50");
         }
@@ -479,14 +545,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("password");
         std::fs::write(&secret, "s3cret\n").unwrap();
-        assert_eq!(resolve_option(&format!("sasl.password=@file:{}", secret.display())).unwrap(), ("sasl.password".into(), "s3cret".into()));
-        assert_eq!(resolve_option("security.protocol=SASL_SSL").unwrap(), ("security.protocol".into(), "SASL_SSL".into()));
+        assert_eq!(
+            resolve_option(&format!("sasl.password=@file:{}", secret.display())).unwrap(),
+            ("sasl.password".into(), "s3cret".into())
+        );
+        assert_eq!(
+            resolve_option("security.protocol=SASL_SSL").unwrap(),
+            ("security.protocol".into(), "SASL_SSL".into())
+        );
         assert_eq!(resolve_option("a=b=c").unwrap(), ("a".into(), "b=c".into()));
         assert!(resolve_option("nokey").unwrap_err().contains("key=value"));
-        assert!(resolve_option("x=@env:IOT_ETL_SURELY_UNSET_VARIABLE").unwrap_err().contains("IOT_ETL_SURELY_UNSET_VARIABLE"));
+        assert!(resolve_option("x=@env:IOT_ETL_SURELY_UNSET_VARIABLE")
+            .unwrap_err()
+            .contains("IOT_ETL_SURELY_UNSET_VARIABLE"));
         let mut c = config("b:9092", "t");
         c.options.push(("sasl.password".into(), "s3cret".into()));
         let printed = format!("{c:?}");
         assert!(printed.contains("sasl.password") && !printed.contains("s3cret"), "{printed}");
+        // librdkafka rejects the value (its message quotes it): the error names the option only.
+        let mut c = config("127.0.0.1:1", "t");
+        c.options.push(("security.protocol".into(), "s3cret".into()));
+        let err = KafkaSource::new(c).err().expect("an invalid security.protocol is rejected").to_string();
+        assert!(err.contains("security.protocol") && !err.contains("s3cret"), "{err}");
     }
 }

@@ -113,12 +113,20 @@ impl CheckpointStore {
     /// The path of epoch `epoch`'s record.
     pub fn record_path(&self, epoch: u64) -> String {
         let name = format!("commit-{epoch:010}.json");
-        if self.dir.is_empty() { name } else { format!("{}/{name}", self.dir) }
+        if self.dir.is_empty() {
+            name
+        } else {
+            format!("{}/{name}", self.dir)
+        }
     }
 
     /// Names the location in messages.
     pub fn describe(&self) -> String {
-        if self.dir.is_empty() { self.store.describe() } else { format!("{}/{}", self.store.describe(), self.dir) }
+        if self.dir.is_empty() {
+            self.store.describe()
+        } else {
+            format!("{}/{}", self.store.describe(), self.dir)
+        }
     }
 }
 
@@ -275,8 +283,11 @@ pub fn load_records(records: &CheckpointStore) -> Result<Vec<CommitRecord>, Comm
     Ok(load_all(records)?.1)
 }
 
+/// `(epoch, path)` of each file of one kind in the records' folder.
+type EpochPaths = Vec<(u64, String)>;
+
 /// The names in the records' folder: `(epoch, path)` of the commit records and of the bases.
-fn list_records(records: &CheckpointStore) -> Result<(Vec<(u64, String)>, Vec<(u64, String)>), CommitError> {
+fn list_records(records: &CheckpointStore) -> Result<(EpochPaths, EpochPaths), CommitError> {
     let (mut commits, mut bases) = (Vec::new(), Vec::new());
     for path in records.store.list(&records.dir)? {
         let relative = path.strip_prefix(records.dir.as_str()).map_or(path.as_str(), |r| r.trim_start_matches('/'));
@@ -298,12 +309,15 @@ fn list_records(records: &CheckpointStore) -> Result<(Vec<(u64, String)>, Vec<(u
 /// Reads one record or base, checking its format version.
 fn read_versioned<T: serde::de::DeserializeOwned>(records: &CheckpointStore, path: &str) -> Result<T, CommitError> {
     let store = records.store.as_ref();
-    let unreadable = |problem: String| CommitError::Unreadable { path: path.to_owned(), store: store.describe(), problem };
+    let unreadable =
+        |problem: String| CommitError::Unreadable { path: path.to_owned(), store: store.describe(), problem };
     let bytes = store.get(path)?.ok_or_else(|| unreadable("it disappeared while being read".into()))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| unreadable(format!("not JSON: {e}")))?;
     match value.get("version").and_then(serde_json::Value::as_u64) {
         Some(v) if READABLE_VERSIONS.iter().any(|r| u64::from(*r) == v) => {}
-        Some(v) => return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}"))),
+        Some(v) => {
+            return Err(unreadable(format!("format version {v}, this build reads versions {READABLE_VERSIONS:?}")))
+        }
         None => return Err(unreadable("no format version".into())),
     }
     serde_json::from_value(value).map_err(|e| unreadable(format!("malformed: {e}")))
@@ -328,8 +342,18 @@ fn load_all(records: &CheckpointStore) -> Result<(Option<BaseRecord>, Vec<Commit
 /// checkpoint up to that epoch. The base is written atomically before anything is deleted,
 /// so a crash at any point leaves a readable checkpoint (older leftovers are ignored, as
 /// [`load`] reads only the newest base and the records from its epoch on).
-pub fn fold(records: &CheckpointStore, epoch: u64, committed: &HashSet<String>, replaced: &HashSet<String>) -> Result<(), CommitError> {
-    let mut base = BaseRecord { version: CHECKPOINT_VERSION, epoch, committed: committed.iter().cloned().collect(), replaced: replaced.iter().cloned().collect() };
+pub fn fold(
+    records: &CheckpointStore,
+    epoch: u64,
+    committed: &HashSet<String>,
+    replaced: &HashSet<String>,
+) -> Result<(), CommitError> {
+    let mut base = BaseRecord {
+        version: CHECKPOINT_VERSION,
+        epoch,
+        committed: committed.iter().cloned().collect(),
+        replaced: replaced.iter().cloned().collect(),
+    };
     base.committed.sort();
     base.replaced.sort();
     let name = format!("base-{epoch:010}.json");
@@ -345,7 +369,11 @@ pub fn fold(records: &CheckpointStore, epoch: u64, committed: &HashSet<String>, 
 /// Checks that the checkpoint belongs to `input` (see "Input identity").
 pub fn check_input(checkpoint: &Checkpoint, records: &CheckpointStore, input: &str) -> Result<(), CommitError> {
     match checkpoint.last.as_ref().and_then(|r| r.input.as_deref()) {
-        Some(recorded) if recorded != input => Err(CommitError::OtherInput { recorded: recorded.to_owned(), input: input.to_owned(), checkpoint: records.describe() }),
+        Some(recorded) if recorded != input => Err(CommitError::OtherInput {
+            recorded: recorded.to_owned(),
+            input: input.to_owned(),
+            checkpoint: records.describe(),
+        }),
         _ => Ok(()),
     }
 }
@@ -371,7 +399,12 @@ impl ResetPlan {
             }
         }
         // Only the files of the records' folder itself: a checkpoint location may hold more.
-        plan.checkpoint = records.store.list(&records.dir)?.into_iter().filter(|p| !p.strip_prefix(records.dir.as_str()).unwrap_or(p).trim_start_matches('/').contains('/')).collect();
+        plan.checkpoint = records
+            .store
+            .list(&records.dir)?
+            .into_iter()
+            .filter(|p| !p.strip_prefix(records.dir.as_str()).unwrap_or(p).trim_start_matches('/').contains('/'))
+            .collect();
         Ok(plan)
     }
 
@@ -384,7 +417,12 @@ impl ResetPlan {
 impl std::fmt::Display for ResetPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tables: Vec<String> = self.tables.iter().map(|(t, files)| format!("{t} ({} files)", files.len())).collect();
-        write!(f, "tables: {}; checkpoint: {} files", if tables.is_empty() { "none".to_owned() } else { tables.join(", ") }, self.checkpoint.len())
+        write!(
+            f,
+            "tables: {}; checkpoint: {} files",
+            if tables.is_empty() { "none".to_owned() } else { tables.join(", ") },
+            self.checkpoint.len()
+        )
     }
 }
 
@@ -414,7 +452,12 @@ pub struct Recovery {
 
 /// Finishes the last commit and deletes uncommitted files under the `tables` folders of
 /// `output`.
-pub fn recover(output: &dyn TableStore, records: &CheckpointStore, checkpoint: &Checkpoint, tables: &[&str]) -> Result<Recovery, CommitError> {
+pub fn recover(
+    output: &dyn TableStore,
+    records: &CheckpointStore,
+    checkpoint: &Checkpoint,
+    tables: &[&str],
+) -> Result<Recovery, CommitError> {
     let store = output;
     let mut report = Recovery::default();
     if let Some(last) = &checkpoint.last {
@@ -447,7 +490,11 @@ fn publish(store: &dyn TableStore, records: &CheckpointStore, record: &CommitRec
         if store.exists(&pending)? {
             store.rename(&pending, file)?;
         } else if !store.exists(file)? {
-            return Err(CommitError::Missing { record: records.record_path(record.epoch), file: file.clone(), store: store.describe() });
+            return Err(CommitError::Missing {
+                record: records.record_path(record.epoch),
+                file: file.clone(),
+                store: store.describe(),
+            });
         }
     }
     for file in &record.replaced {
@@ -469,7 +516,10 @@ mod tests {
             epoch,
             frontier_minute: Some(epoch * 60),
             files: files.iter().map(|f| f.to_string()).collect(),
-            resume: BTreeMap::from([(0, ResumePoint { offset: 7 * epoch, minute: epoch * 60 - 1, max_event_micros: Some(42) })]),
+            resume: BTreeMap::from([(
+                0,
+                ResumePoint { offset: 7 * epoch, minute: epoch * 60 - 1, max_event_micros: Some(42) },
+            )]),
             replaced: vec![],
             positions: BTreeMap::from([(0, 10 * epoch)]),
             watermarks: BTreeMap::new(),
@@ -506,7 +556,10 @@ mod tests {
         assert_eq!(report, Recovery { published: 1, deleted: 1 });
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/a.parquet", "t/h=2/b.parquet"]);
         // Recovery is idempotent.
-        assert_eq!(recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap(), Recovery { published: 1, deleted: 0 });
+        assert_eq!(
+            recover(store.as_ref(), &records, &load(&records).unwrap(), &["t"]).unwrap(),
+            Recovery { published: 1, deleted: 0 }
+        );
     }
 
     #[test]
@@ -517,7 +570,8 @@ mod tests {
         for f in ["t/h=1/part-m1-000.parquet", "t/h=1/part-m2-000.parquet"] {
             store.put(&pending_path(f), b"m").unwrap();
         }
-        commit(store.as_ref(), &records, &record(1, &["t/h=1/part-m1-000.parquet", "t/h=1/part-m2-000.parquet"])).unwrap();
+        commit(store.as_ref(), &records, &record(1, &["t/h=1/part-m1-000.parquet", "t/h=1/part-m2-000.parquet"]))
+            .unwrap();
         // The merged file is written and its epoch recorded; the process dies before publishing.
         store.put(&pending_path("t/h=1/part-c00000.parquet"), b"c").unwrap();
         let mut compaction = record(2, &["t/h=1/part-c00000.parquet"]);
@@ -525,7 +579,10 @@ mod tests {
         store.put(&records.record_path(2), &serde_json::to_vec(&compaction).unwrap()).unwrap();
         let checkpoint = load(&records).unwrap();
         assert_eq!(checkpoint.replaced.len(), 2);
-        assert!(checkpoint.committed.contains("t/h=1/part-m1-000.parquet"), "replaced names stay committed: a replay must not write them");
+        assert!(
+            checkpoint.committed.contains("t/h=1/part-m1-000.parquet"),
+            "replaced names stay committed: a replay must not write them"
+        );
         recover(store.as_ref(), &records, &checkpoint, &["t"]).unwrap();
         assert_eq!(store.list("t").unwrap(), vec!["t/h=1/part-c00000.parquet"]);
         // Idempotent.
@@ -547,7 +604,14 @@ mod tests {
         fold(&records, 3, &(1..=3).map(|e| format!("t/{e}.parquet")).collect(), &HashSet::new()).unwrap();
         let mut names = store.list(CHECKPOINT_DIR).unwrap();
         names.sort();
-        assert_eq!(names, ["_checkpoint/base-0000000003.json", "_checkpoint/commit-0000000003.json", "_checkpoint/commit-0000000004.json"]);
+        assert_eq!(
+            names,
+            [
+                "_checkpoint/base-0000000003.json",
+                "_checkpoint/commit-0000000003.json",
+                "_checkpoint/commit-0000000004.json"
+            ]
+        );
         let after = load(&records).unwrap();
         assert_eq!(after.next_epoch(), 5);
         assert_eq!((after.last, after.committed), (before.last, before.committed));

@@ -73,7 +73,12 @@ pub fn open(url: &str) -> Result<Arc<dyn TableStore>, StoreError> {
     }
     if let Some((scheme, _)) = url.split_once("://") {
         if scheme != "file" {
-            return Err(StoreError::Url { url: url.to_owned(), problem: format!("unknown scheme {scheme}://: use a path, file://PATH, s3://BUCKET/PREFIX or memory://") });
+            return Err(StoreError::Url {
+                url: url.to_owned(),
+                problem: format!(
+                    "unknown scheme {scheme}://: use a path, file://PATH, s3://BUCKET/PREFIX or memory://"
+                ),
+            });
         }
     }
     Ok(Arc::new(LocalStore::new(url.strip_prefix("file://").unwrap_or(url))?))
@@ -104,7 +109,10 @@ impl ObjectTableStore {
             .thread_name("object-store")
             .enable_all()
             .build()
-            .map_err(|e| StoreError::Url { url: url.to_owned(), problem: format!("cannot start the I/O runtime: {e}") })?;
+            .map_err(|e| StoreError::Url {
+                url: url.to_owned(),
+                problem: format!("cannot start the I/O runtime: {e}"),
+            })?;
         Ok(ObjectTableStore { store, prefix: prefix.trim_matches('/').to_owned(), url: url.to_owned(), runtime })
     }
 
@@ -126,7 +134,11 @@ impl ObjectTableStore {
     }
 
     fn error(&self, action: &'static str, path: &str, e: object_store::Error) -> StoreError {
-        StoreError::Object { action, path: format!("{}/{path}", self.url.trim_end_matches('/')), message: e.to_string() }
+        StoreError::Object {
+            action,
+            path: format!("{}/{path}", self.url.trim_end_matches('/')),
+            message: e.to_string(),
+        }
     }
 
     /// Runs `op` to completion on the I/O runtime, again (with backoff) while it fails on the
@@ -137,7 +149,11 @@ impl ObjectTableStore {
         Fut: Future<Output = Result<T, object_store::Error>>,
     {
         let started = Instant::now();
-        let backoff = ExponentialBuilder::default().with_min_delay(BACKOFF_MIN).with_max_delay(BACKOFF_MAX).with_factor(2.0).without_max_times();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(BACKOFF_MIN)
+            .with_max_delay(BACKOFF_MAX)
+            .with_factor(2.0)
+            .without_max_times();
         (|| self.runtime.block_on(op()))
             .retry(backoff)
             .when(|e| is_transport(e) && started.elapsed() < RETRY_FOR)
@@ -208,7 +224,9 @@ impl TableStore for ObjectTableStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let key = self.key(prefix);
-        let metas: Vec<object_store::ObjectMeta> = self.run("list", prefix, || self.store.list(Some(&key)).try_collect()).map_err(|e| self.error("list", prefix, e))?;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .run("list", prefix, || self.store.list(Some(&key)).try_collect())
+            .map_err(|e| self.error("list", prefix, e))?;
         let mut out: Vec<String> = metas.iter().map(|m| self.relative(&m.location)).collect();
         out.sort();
         Ok(out)
@@ -231,7 +249,9 @@ impl TableStore for ObjectTableStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::commit::{commit, load, pending_path, recover, CheckpointStore, CommitRecord, CHECKPOINT_DIR, CHECKPOINT_VERSION};
+    use crate::sink::commit::{
+        commit, load, pending_path, recover, CheckpointStore, CommitRecord, CHECKPOINT_DIR, CHECKPOINT_VERSION,
+    };
 
     #[test]
     fn urls_resolve_in_one_place_and_bad_ones_name_the_fix() {
@@ -247,7 +267,10 @@ mod tests {
     fn the_commit_protocol_runs_on_an_object_store_under_a_prefix_with_a_separate_checkpoint() {
         let memory = Arc::new(object_store::memory::InMemory::new());
         let store = ObjectTableStore::new(memory.clone(), "out/run", "memory://").unwrap();
-        let records = CheckpointStore { store: Arc::new(ObjectTableStore::new(memory, "checkpoints/run", "memory://").unwrap()), dir: String::new() };
+        let records = CheckpointStore {
+            store: Arc::new(ObjectTableStore::new(memory, "checkpoints/run", "memory://").unwrap()),
+            dir: String::new(),
+        };
         store.put(&pending_path("t/h=1/a.parquet"), b"a").unwrap();
         store.put(&pending_path("t/h=2/b.parquet"), b"b").unwrap();
         let big = vec![7u8; MULTIPART_BYTES + 1];
@@ -290,7 +313,10 @@ mod lost_answers {
     use futures::stream::{BoxStream, StreamExt};
     use object_store::client::{HttpError, HttpErrorKind};
     use object_store::memory::InMemory;
-    use object_store::{CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions, PutResult};
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions, PutOptions,
+        PutResult,
+    };
 
     use super::*;
 
@@ -308,7 +334,11 @@ mod lost_answers {
         }
     }
 
-    fn lose<T>(lose: &Mutex<HashMap<&'static str, usize>>, op: &'static str, answer: object_store::Result<T>) -> object_store::Result<T> {
+    fn lose<T>(
+        lose: &Mutex<HashMap<&'static str, usize>>,
+        op: &'static str,
+        answer: object_store::Result<T>,
+    ) -> object_store::Result<T> {
         let mut lose = lose.lock().unwrap();
         match lose.get_mut(op) {
             Some(n) if *n > 0 => {
@@ -328,16 +358,28 @@ mod lost_answers {
 
     #[async_trait::async_trait]
     impl ObjectStore for LostAnswers {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
             lose(&self.lose, "put", self.inner.put_opts(location, payload, opts).await)
         }
-        async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(location, opts).await
         }
         async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
             self.inner.get_opts(location, options).await
         }
-        fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
             let lost = self.lose.clone();
             self.inner.delete_stream(locations).map(move |answer| lose(&lost, "delete", answer)).boxed()
         }

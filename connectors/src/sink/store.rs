@@ -71,7 +71,11 @@ impl LocalStore {
     /// A store rooted at `root`, created if missing.
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(|source| StoreError::Io { action: "create folder", path: root.clone(), source })?;
+        fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            action: "create folder",
+            path: root.clone(),
+            source,
+        })?;
         Ok(LocalStore { root })
     }
 
@@ -83,7 +87,11 @@ impl LocalStore {
 
 /// Makes the entries of `dir` (names created, renamed or removed in it) survive a power loss.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Io { action: "sync folder", path: dir.to_path_buf(), source })
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Io {
+        action: "sync folder",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Creates `dir` and its missing ancestors so that they survive a power loss: the folder
@@ -94,10 +102,16 @@ fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
         return Ok(());
     }
     let mut missing = vec![dir];
-    while let Some(parent) = missing.last().and_then(|d| d.parent()).filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+    while let Some(parent) =
+        missing.last().and_then(|d| d.parent()).filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
+    {
         missing.push(parent);
     }
-    fs::create_dir_all(dir).map_err(|source| StoreError::Io { action: "create folder", path: dir.to_path_buf(), source })?;
+    fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        action: "create folder",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for created in missing.iter().rev() {
         if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
@@ -167,7 +181,8 @@ impl TableStore for LocalStore {
                 Err(source) => return Err(StoreError::Io { action: "list", path: dir.to_path_buf(), source }),
             };
             for entry in entries {
-                let entry = entry.map_err(|source| StoreError::Io { action: "list", path: dir.to_path_buf(), source })?;
+                let entry =
+                    entry.map_err(|source| StoreError::Io { action: "list", path: dir.to_path_buf(), source })?;
                 let path = entry.path();
                 if path.is_dir() {
                     walk(&path, root, out)?;

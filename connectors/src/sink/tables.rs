@@ -178,8 +178,15 @@ fn event_fields() -> Vec<Field> {
 fn event_columns<'a>(rows: impl ExactSizeIterator<Item = (&'a Position, &'a OwnedEvent)>) -> Vec<ArrayRef> {
     let n = rows.len();
     let strings = || StringBuilder::with_capacity(n, n * 12);
-    let (mut id, mut device_id, mut device_type, mut status, mut location, mut firmware) = (StringBuilder::with_capacity(n, n * UUID_LEN), strings(), strings(), strings(), strings(), strings());
-    let (mut timestamp, mut duration, mut value, mut partition, mut offset) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut id, mut device_id, mut device_type, mut status, mut location, mut firmware) =
+        (StringBuilder::with_capacity(n, n * UUID_LEN), strings(), strings(), strings(), strings(), strings());
+    let (mut timestamp, mut duration, mut value, mut partition, mut offset) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let mut buf = [0; UUID_LEN];
     for (p, e) in rows {
         id.append_value(e.event_id.as_str(&mut buf));
@@ -380,7 +387,8 @@ impl Table for DailyRow {
 
 /// Reads every batch of a Parquet file.
 pub fn decode_parquet(bytes: Vec<u8>) -> Result<Vec<RecordBatch>, ParquetError> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     reader.map(|b| b.map_err(ParquetError::from)).collect()
 }
 
@@ -391,7 +399,8 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
 
 /// The columns of the tables whose values are (nearly) all distinct: written without a
 /// dictionary.
-const UNIQUE_COLUMNS: &[&str] = &["event_id", "timestamp", "event_duration", "value", "offset", "raw", "window_start", "window_end"];
+const UNIQUE_COLUMNS: &[&str] =
+    &["event_id", "timestamp", "event_duration", "value", "offset", "raw", "window_start", "window_end"];
 
 /// Encodes batches of one schema, in order, as one snappy-compressed Parquet file.
 pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, ParquetError> {
@@ -522,7 +531,7 @@ mod tests {
     #[test]
     fn window_rows_round_trip_through_parquet() {
         let start = parse_timestamp("2025-11-03T10:15:00Z").unwrap();
-        let rows = vec![WindowRow {
+        let rows = [WindowRow {
             window_start: start,
             device_type: DeviceType::Light,
             event_count: 3,

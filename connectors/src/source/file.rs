@@ -70,16 +70,33 @@ impl Source for FileSource {
         Ok(parts)
     }
 
-    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+    fn open(
+        &self,
+        partition: u32,
+        offset: Option<u64>,
+        bounded: bool,
+    ) -> Result<Box<dyn PartitionReader>, SourceError> {
         let path = self.partition_path(partition);
         let io = |source| SourceError::Io { path: path.clone(), source };
         let file = File::open(&path).map_err(io)?;
         let limit = if bounded { Some(file.metadata().map_err(io)?.len()) } else { None };
-        let mut reader = FileReader { partition, path: path.clone(), reader: BufReader::with_capacity(1 << 20, file), offset: 0, consumed: 0, limit, line: Vec::new(), ends: Vec::new() };
+        let mut reader = FileReader {
+            partition,
+            path: path.clone(),
+            reader: BufReader::with_capacity(1 << 20, file),
+            offset: 0,
+            consumed: 0,
+            limit,
+            line: Vec::new(),
+            ends: Vec::new(),
+        };
         // Skip to the requested line (a restart resumes mid-file).
         while reader.offset < offset.unwrap_or(0) {
             let n = reader.reader.read_until(b'\n', &mut reader.line).map_err(io)?;
-            if n == 0 || reader.line.last() != Some(&b'\n') || reader.limit.is_some_and(|l| reader.consumed + n as u64 > l) {
+            if n == 0
+                || reader.line.last() != Some(&b'\n')
+                || reader.limit.is_some_and(|l| reader.consumed + n as u64 > l)
+            {
                 reader.line.clear();
                 reader.reader.seek(SeekFrom::Start(reader.consumed)).map_err(io)?;
                 break;
@@ -118,7 +135,9 @@ fn map_window(file: &File, range: Range<u64>) -> std::io::Result<memmap2::Mmap> 
     // the length the file had when the bounded run opened it are mapped. Those bytes are not
     // rewritten by any writer of partition files (they append); a file truncated under the
     // run raises SIGBUS on access, which ends the process rather than reading altered bytes.
-    unsafe { memmap2::MmapOptions::new().offset(range.start).len((range.end - range.start) as usize).populate().map(file) }
+    unsafe {
+        memmap2::MmapOptions::new().offset(range.start).len((range.end - range.start) as usize).populate().map(file)
+    }
 }
 
 impl FileReader {
@@ -133,7 +152,8 @@ impl FileReader {
         // Widen the window until it holds a whole line (a line may be longer than `max_bytes`).
         let (window, end) = loop {
             let len = (skip as u64 + want).min(limit - base);
-            let window = map_window(self.reader.get_ref(), base..base + len).map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            let window = map_window(self.reader.get_ref(), base..base + len)
+                .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
             match memchr::memrchr(b'\n', &window[skip..]) {
                 Some(i) => break (window, skip + i + 1),
                 None if base + len == limit => {
@@ -239,7 +259,10 @@ mod tests {
         let src = FileSource::new(format!("file://{}", dir.path().display()));
         assert_eq!(src.partitions().unwrap(), vec![0, 2]);
         let all = read_all(&src, 0, 0);
-        assert_eq!(all, vec![(0, b"a".to_vec()), (1, b"\xff\xfe".to_vec()), (2, b"".to_vec()), (3, b"{\"x\":1}".to_vec())]);
+        assert_eq!(
+            all,
+            vec![(0, b"a".to_vec()), (1, b"\xff\xfe".to_vec()), (2, b"".to_vec()), (3, b"{\"x\":1}".to_vec())]
+        );
         assert_eq!(read_all(&src, 0, 2), all[2..].to_vec());
         assert_eq!(read_all(&src, 0, 9), vec![]);
         assert_eq!(read_all(&src, 2, 0), vec![]);
@@ -248,7 +271,8 @@ mod tests {
     #[test]
     fn a_batch_that_is_not_cleared_collects_copies() {
         let dir = tempfile::tempdir().unwrap();
-        let lines: Vec<String> = (0..500).map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 97))).collect();
+        let lines: Vec<String> =
+            (0..500).map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 97))).collect();
         std::fs::write(dir.path().join("partition-0.jsonl"), lines.join("\n") + "\n").unwrap();
         let src = FileSource::new(dir.path());
         for max_bytes in [1, 100, 4096, 1 << 20] {

@@ -45,7 +45,11 @@ impl MessageBatch {
     /// An empty batch with room for about `bytes` of copied messages.
     pub fn with_capacity(bytes: usize) -> Self {
         // Room for one more message than asked, since a poll stops only past `bytes`.
-        MessageBatch { bytes: Vec::with_capacity(bytes + (64 << 10)), messages: Vec::with_capacity(bytes / 128), ..Default::default() }
+        MessageBatch {
+            bytes: Vec::with_capacity(bytes + (64 << 10)),
+            messages: Vec::with_capacity(bytes / 128),
+            ..Default::default()
+        }
     }
     /// Removes every message (and unmaps the window), keeping the allocations.
     pub fn clear(&mut self) {
@@ -133,7 +137,8 @@ pub trait Source: Send + Sync {
     /// Opens a reader on `partition` starting at `offset` (`None`: where a partition read for
     /// the first time starts, the first message, or for Kafka as `--start-from` says). In
     /// bounded mode the reader ends at the end of the partition as it is when opened.
-    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError>;
+    fn open(&self, partition: u32, offset: Option<u64>, bounded: bool)
+        -> Result<Box<dyn PartitionReader>, SourceError>;
 }
 
 /// Why a source could not be read.

@@ -33,7 +33,9 @@ use std::collections::BTreeMap;
 
 use std::collections::HashSet;
 
-use connectors::sink::commit::{commit, fold, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
+use connectors::sink::commit::{
+    commit, fold, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION,
+};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -102,10 +104,16 @@ impl Folder {
     fn committed(&mut self, records: &CheckpointStore, record: &CommitRecord) {
         self.committed.extend(record.files.iter().cloned());
         self.replaced.extend(record.replaced.iter().cloned());
-        if self.every > 0 && record.epoch % self.every == 0 {
+        if self.every > 0 && record.epoch.is_multiple_of(self.every) {
             match fold(records, record.epoch, &self.committed, &self.replaced) {
-                Ok(()) => tracing::info!(epoch = record.epoch, files = self.committed.len(), "folded the commit records into a base"),
-                Err(e) => tracing::warn!(epoch = record.epoch, error = %e, "cannot fold the commit records (will retry at the next fold)"),
+                Ok(()) => tracing::info!(
+                    epoch = record.epoch,
+                    files = self.committed.len(),
+                    "folded the commit records into a base"
+                ),
+                Err(e) => {
+                    tracing::warn!(epoch = record.epoch, error = %e, "cannot fold the commit records (will retry at the next fold)")
+                }
             }
         }
     }
@@ -124,7 +132,11 @@ fn minute_file(path: &str) -> Option<(&str, u64)> {
 
 /// Merges the committed minute files of `folder` (see the module header); returns the merged
 /// files written under their pending names and the files they replace.
-fn merge_folder(store: &dyn TableStore, folder: &str, rows_per_file: usize) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+fn merge_folder(
+    store: &dyn TableStore,
+    folder: &str,
+    rows_per_file: usize,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
     use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
     let mut inputs: Vec<((u64, u64), String)> = Vec::new();
     for path in store.list(folder)? {
@@ -186,14 +198,19 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
     }
     let mut epoch = config.first_epoch;
     let mut last_commit = Instant::now() - config.interval;
-    let mut names = Folder { committed: (*config.committed).clone(), replaced: (*config.replaced).clone(), every: config.fold_every };
+    let mut names = Folder {
+        committed: (*config.committed).clone(),
+        replaced: (*config.replaced).clone(),
+        every: config.fold_every,
+    };
     // Hour folders holding committed minute files, by the end (minute) of their hour.
     let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
-    let note_minute_files = move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
-        for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
-            to_compact.entry(end).or_default().insert(folder.to_owned());
-        }
-    };
+    let note_minute_files =
+        move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
+            for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
+                to_compact.entry(end).or_default().insert(folder.to_owned());
+            }
+        };
     if config.compact_after_minutes.is_some() {
         note_minute_files(&config.uncompacted, &mut to_compact);
     }

@@ -52,14 +52,26 @@ pub struct DailyStats {
 pub trait DailyP95<'s> {
     /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
     /// event-time period of provisional values; `log_provisional` logs each one.
-    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow>;
+    fn daily_p95(
+        self,
+        refresh_minutes: u64,
+        log_provisional: bool,
+        counters: Arc<Counters>,
+    ) -> StreamVec<'s, u64, DailyRow>;
 }
 
 impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
-    fn daily_p95(self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>) -> StreamVec<'s, u64, DailyRow> {
+    fn daily_p95(
+        self,
+        refresh_minutes: u64,
+        log_provisional: bool,
+        counters: Arc<Counters>,
+    ) -> StreamVec<'s, u64, DailyRow> {
         let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
         // End of the refresh period, never past the day's last minute: monotone and >= m.
-        let period_end = move |m: u64| ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1);
+        let period_end = move |m: u64| {
+            ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1)
+        };
         self.inner
             .unary_frontier(Pipeline, "DailyRuns", move |_cap, _info| {
                 // This worker's part of each (day, type) as one sorted run of duration bits:
@@ -67,8 +79,12 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                 // including the period (a retraction and an insertion at the period's end),
                 // and at the next midnight it is retracted, so closed days leave the reduce.
                 type Key = (i32, DeviceType);
-                let mut periods: BTreeMap<u64, (Capability<u64>, Vec<(Key, Run<u64>)>)> = BTreeMap::new();
-                let mut days: BTreeMap<i32, (Capability<u64>, BTreeMap<DeviceType, Run<u64>>)> = BTreeMap::new();
+                // Per period end: the capability to emit at it, and the runs to replace then.
+                type Period = (Capability<u64>, Vec<(Key, Run<u64>)>);
+                // Per day: the capability to retract at its end, and each type's run so far.
+                type Day = (Capability<u64>, BTreeMap<DeviceType, Run<u64>>);
+                let mut periods: BTreeMap<u64, Period> = BTreeMap::new();
+                let mut days: BTreeMap<i32, Day> = BTreeMap::new();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         for (run, _time, diff) in data.drain(..) {

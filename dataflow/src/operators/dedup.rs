@@ -77,11 +77,21 @@ pub trait DedupByEventId<'s> {
     /// Keeps the first copy of each event id; see the module header for the exact rule.
     /// `horizon_minutes` bounds how long an id is remembered after its event time; `seeds`
     /// are the committed events a restart reads back (see the module header).
-    fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s>;
+    fn dedup_by_event_id(
+        self,
+        seeds: StreamVec<'s, u64, Seed>,
+        horizon_minutes: u64,
+        counters: Arc<Counters>,
+    ) -> Distinct<'s>;
 }
 
 impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
-    fn dedup_by_event_id(self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>) -> Distinct<'s> {
+    fn dedup_by_event_id(
+        self,
+        seeds: StreamVec<'s, u64, Seed>,
+        horizon_minutes: u64,
+        counters: Arc<Counters>,
+    ) -> Distinct<'s> {
         let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| id_hash(&row.event.event_id));
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
         let mut input = builder.new_input(self.inner, exchange);
@@ -89,11 +99,13 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
-        let mut measurements_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(MinuteRun, u64, isize)>>>::from(measurements_out);
+        let mut measurements_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<(MinuteRun, u64, isize)>>>::from(measurements_out);
         builder.build(move |_capabilities| {
             // Records waiting for the frontier to pass their minute, with capabilities for it,
             // and the seeds of that minute.
-            let mut pending: BTreeMap<u64, ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>)> = BTreeMap::new();
+            type Minute = ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>);
+            let mut pending: BTreeMap<u64, Minute> = BTreeMap::new();
             // Ids kept, with the minute they were kept at; an entry older than the horizon
             // counts as forgotten, and is removed by a sweep every quarter horizon.
             let mut seen: FxHashMap<EventId<'static>, u64> = FxHashMap::default();
@@ -109,7 +121,13 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         debug_assert_eq!(diff, 1, "dedup expects an insert-only collection");
                         pending
                             .entry(minute)
-                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::with_capacity(1024), Vec::new()))
+                            .or_insert_with(|| {
+                                (
+                                    [cap.delayed(&minute, 0), cap.delayed(&minute, 1)],
+                                    Vec::with_capacity(1024),
+                                    Vec::new(),
+                                )
+                            })
                             .1
                             .push(row);
                     }
@@ -118,7 +136,9 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     for (row, minute, measure) in data.drain(..) {
                         pending
                             .entry(minute)
-                            .or_insert_with(|| ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::new(), Vec::new()))
+                            .or_insert_with(|| {
+                                ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::new(), Vec::new())
+                            })
                             .2
                             .push((row, measure));
                     }

@@ -75,7 +75,13 @@ pub enum Next {
 impl Prefetcher {
     /// Starts the thread that reads `reader` in batches of about `batch_bytes`, parsing
     /// messages larger than `max_message_bytes` as oversize; `wake` activates the operator.
-    pub fn start(mut reader: Box<dyn PartitionReader>, batch_bytes: usize, max_message_bytes: usize, idle_poll: Duration, wake: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+    pub fn start(
+        mut reader: Box<dyn PartitionReader>,
+        batch_bytes: usize,
+        max_message_bytes: usize,
+        idle_poll: Duration,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
         let (partition, position) = (reader.partition(), reader.position());
         let (sender, queue) = sync_channel(QUEUE_BATCHES);
         // Every batch in flight (queued, being read, being used) can come back at once.
@@ -93,7 +99,10 @@ impl Prefetcher {
                 if thread_closed.load(Relaxed) {
                     return;
                 }
-                let Spare { mut batch, mut parsed } = idle_buffers.take().or_else(|| spares.try_recv().ok()).unwrap_or_else(|| Spare { batch: MessageBatch::with_capacity(batch_bytes), parsed: Vec::new() });
+                let Spare { mut batch, mut parsed } = idle_buffers
+                    .take()
+                    .or_else(|| spares.try_recv().ok())
+                    .unwrap_or_else(|| Spare { batch: MessageBatch::with_capacity(batch_bytes), parsed: Vec::new() });
                 let status = match reader.poll(&mut batch, batch_bytes) {
                     Ok(status) => status,
                     Err(e) => {
@@ -145,7 +154,7 @@ impl Prefetcher {
     }
 
     /// The next batch, if one is queued.
-    pub fn next(&mut self) -> Next {
+    pub fn next_batch(&mut self) -> Next {
         match self.queue.try_recv() {
             Ok(Ok(batch)) => {
                 self.position = batch.position;
@@ -153,7 +162,9 @@ impl Prefetcher {
             }
             Ok(Err(e)) => Next::Failed(format!("cannot read partition {}: {e}", self.partition)),
             Err(TryRecvError::Empty) => Next::Empty,
-            Err(TryRecvError::Disconnected) => Next::Failed(format!("the reading thread of partition {} ended before its partition", self.partition)),
+            Err(TryRecvError::Disconnected) => {
+                Next::Failed(format!("the reading thread of partition {} ended before its partition", self.partition))
+            }
         }
     }
 }

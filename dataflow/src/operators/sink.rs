@@ -33,11 +33,11 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use connectors::schema::{EventTime, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_MINUTE};
-use connectors::sink::tables::{encode_parquet, partition_path};
 use connectors::sink::commit::pending_path;
+use connectors::sink::tables::{encode_parquet, partition_path};
 use connectors::sink::{Table, TableStore};
-use timely::dataflow::operators::Capability;
 use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
@@ -75,7 +75,14 @@ impl SinkConfig {
     /// Writes `rows` (sorted here) to `folder` as files `<prefix>NNNNN.parquet` (five
     /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each, under
     /// their pending names; appends the final names written, with their sizes, to `notes`.
-    fn write<R: Table>(&self, folder: &str, prefix: &str, digits: usize, containers: &[Vec<R>], notes: &mut Vec<(String, u64)>) {
+    fn write<R: Table>(
+        &self,
+        folder: &str,
+        prefix: &str,
+        digits: usize,
+        containers: &[Vec<R>],
+        notes: &mut Vec<(String, u64)>,
+    ) {
         // Sorting (key, row) pairs reads each row once instead of at every comparison.
         let mut keyed: Vec<(R::SortKey, &R)> = containers.iter().flatten().map(|r| (r.sort_key(), r)).collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -87,7 +94,8 @@ impl SinkConfig {
             if self.committed.contains(&path) {
                 continue;
             }
-            let bytes = encode_parquet(&R::to_batch(chunk, now)).unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
+            let bytes = encode_parquet(&R::to_batch(chunk, now))
+                .unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
             if let Err(e) = self.store.put(&pending_path(&path), &bytes) {
                 panic!("cannot write {path}: {e}");
             }
@@ -104,11 +112,17 @@ impl SinkConfig {
 /// A set of rows to write as one folder's files: `(folder, name prefix, digits, rows)`.
 type Job<R> = (String, String, usize, Vec<Vec<R>>);
 
+/// What the writing thread reports per job: each file's final name and size.
+type JobNotes = Vec<(String, u64)>;
+
 /// Starts the thread that sorts, encodes and stores a sink's files, in the order the jobs
 /// are sent, so that Parquet encoding and store requests never hold up the worker; each
 /// job's notes (final names and sizes) come back on the returned receiver, and `wake`
 /// activates the operator. The thread ends when the job sender is dropped.
-fn start_writer<R: Table + Send + 'static>(config: SinkConfig, wake: timely::scheduling::SyncActivator) -> (std::sync::mpsc::Sender<Job<R>>, std::sync::mpsc::Receiver<Vec<(String, u64)>>) {
+fn start_writer<R: Table + Send + 'static>(
+    config: SinkConfig,
+    wake: timely::scheduling::SyncActivator,
+) -> (std::sync::mpsc::Sender<Job<R>>, std::sync::mpsc::Receiver<JobNotes>) {
     let (jobs, job_queue) = std::sync::mpsc::channel::<Job<R>>();
     let (done, results) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -145,14 +159,16 @@ where
         // Per period, the containers of rows received with their time (whole containers are
         // kept, as they usually hold one period, so rows are not moved one by one).
         let mut buffered: BTreeMap<i64, Vec<(u64, Vec<R>)>> = BTreeMap::new();
-        let folder = move |key: i64| format!("{}/{}", R::NAME, partition_path(EventTime(key * period_micros), R::DAILY));
+        let folder =
+            move |key: i64| format!("{}/{}", R::NAME, partition_path(EventTime(key * period_micros), R::DAILY));
         // The least frontier time seen while the input was open.
         let mut last_frontier = 0u64;
         // A capability at the least time of the buffered rows, for reporting files.
         let mut held: Option<Capability<u64>> = None;
         let scope = self.scope();
         self.unary_frontier(exchange, &format!("Write {}", R::NAME), move |_cap, info| {
-            let (jobs, results) = start_writer::<R>(config.clone(), scope.worker().sync_activator_for(info.address.to_vec()));
+            let (jobs, results) =
+                start_writer::<R>(config.clone(), scope.worker().sync_activator_for(info.address.to_vec()));
             // A capability per job sent to the writing thread, in order: its files are
             // reported under it once written (the committer must not see a file before it is
             // stored), so the dataflow cannot move past them meanwhile.
@@ -222,7 +238,12 @@ where
                         }
                         let key = *entry.key();
                         let containers = entry.remove();
-                        to_write.push((folder(key), "part-".to_owned(), 5, containers.into_iter().map(|(_, rows)| rows).collect()));
+                        to_write.push((
+                            folder(key),
+                            "part-".to_owned(),
+                            5,
+                            containers.into_iter().map(|(_, rows)| rows).collect(),
+                        ));
                     }
                 }
                 for job in to_write {
@@ -248,7 +269,10 @@ mod tests {
 
     #[test]
     fn live_file_names_give_their_minute_and_index() {
-        assert_eq!(live_file("windows/year=2025/month=11/day=04/hour=00/part-m29370244-012.parquet"), Some((29370244, 12)));
+        assert_eq!(
+            live_file("windows/year=2025/month=11/day=04/hour=00/part-m29370244-012.parquet"),
+            Some((29370244, 12))
+        );
         assert_eq!(live_file("part-m7-000.parquet"), Some((7, 0)));
         assert_eq!(live_file("events/year=2025/hour=00/part-00000.parquet"), None);
         assert_eq!(live_file("events/hour=00/part-c00000.parquet"), None);

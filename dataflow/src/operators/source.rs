@@ -62,10 +62,10 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use connectors::source::{PollStatus, Source};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
 use connectors::sink::{EventRow, LateRow, RejectedRow};
+use connectors::source::{PollStatus, Source};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -149,7 +149,7 @@ pub fn partition_source<'s>(
     frontier: ProbeHandle<u64>,
 ) -> anyhow::Result<SourceStreams<'s>> {
     let (index, peers) = (scope.index(), scope.peers());
-    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope.clone());
+    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);
     let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
     let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
     let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -162,9 +162,24 @@ pub fn partition_source<'s>(
             let reader = source.open(p, point.map(|r| r.offset), config.bounded)?;
             let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
             let start = point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
-            let reader = Prefetcher::start(reader, config.batch_bytes, config.max_message_bytes, config.idle_poll, Arc::clone(&waker))?;
+            let reader = Prefetcher::start(
+                reader,
+                config.batch_bytes,
+                config.max_message_bytes,
+                config.idle_poll,
+                Arc::clone(&waker),
+            )?;
             let watermark = PartitionWatermark::resume(config.lateness_micros, max_event);
-            Ok(Assigned { reader, watermark, ended: false, max_minute: None, start: Some(start), last_message: Instant::now(), caught_up: false, idle: false })
+            Ok(Assigned {
+                reader,
+                watermark,
+                ended: false,
+                max_minute: None,
+                start: Some(start),
+                last_message: Instant::now(),
+                caught_up: false,
+                idle: false,
+            })
         }
     };
     let from_minute = config.resume.from_minute;
@@ -184,7 +199,8 @@ pub fn partition_source<'s>(
     let (late_out, late) = builder.new_output();
     let (rejected_out, rejected) = builder.new_output();
     let (points_out, resume_points) = builder.new_output();
-    let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
+    let mut accepted_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
     let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
     let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
@@ -244,7 +260,7 @@ pub fn partition_source<'s>(
                         continue;
                     }
                 }
-                let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next() {
+                let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next_batch() {
                     Next::Batch(b) => {
                         part.last_message = Instant::now();
                         part.caught_up = false;
@@ -392,7 +408,9 @@ fn process_active_least(counters: &Counters) -> Option<i64> {
 fn behind_frontier(classified: Classified, floor: u64) -> Classified {
     let frontier = EventTime(floor as i64 * MICROS_PER_MINUTE);
     match classified {
-        Classified::Accepted(row) => Classified::Late(LateRow { position: row.position, event: row.event, watermark: frontier }),
+        Classified::Accepted(row) => {
+            Classified::Late(LateRow { position: row.position, event: row.event, watermark: frontier })
+        }
         Classified::Late(row) => Classified::Late(LateRow { watermark: frontier, ..row }),
         Classified::Rejected(row) => Classified::Rejected(RejectedRow { filed_under: frontier, ..row }),
     }

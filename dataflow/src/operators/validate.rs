@@ -39,7 +39,12 @@ impl Classified {
 /// Classifies one message of a partition, given the outcome of parsing it
 /// ([`connectors::parse::parse_event`], done on the partition's reading thread), and
 /// advances the partition's watermark.
-pub fn classify(position: Position, raw: &[u8], parsed: Result<OwnedEvent, RejectReason>, watermark: &mut PartitionWatermark) -> Classified {
+pub fn classify(
+    position: Position,
+    raw: &[u8],
+    parsed: Result<OwnedEvent, RejectReason>,
+    watermark: &mut PartitionWatermark,
+) -> Classified {
     match parsed {
         Err(reason) => Classified::Rejected(RejectedRow {
             position,

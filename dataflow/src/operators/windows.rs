@@ -51,12 +51,15 @@ impl<'s> MinuteWindows<'s> for VecCollection<'s, u64, MinuteRun> {
         keyed
             .clone()
             .concat(keyed.negate().delay(|m| m + 1))
-            .reduce_named("MinuteWindows", |_key: &(u64, DeviceType), runs: &[(&Run<(u64, u64)>, isize)], out: &mut Vec<(Stats, isize)>| {
-                let vals = merge(runs.iter().map(|&(r, w)| (r, w as i64)));
-                if !vals.is_empty() {
-                    out.push((window_stats(&vals), 1));
-                }
-            })
+            .reduce_named(
+                "MinuteWindows",
+                |_key: &(u64, DeviceType), runs: &[(&Run<(u64, u64)>, isize)], out: &mut Vec<(Stats, isize)>| {
+                    let vals = merge(runs.iter().map(|&(r, w)| (r, w as i64)));
+                    if !vals.is_empty() {
+                        out.push((window_stats(&vals), 1));
+                    }
+                },
+            )
             .inner
             .unary(Pipeline, "StampWindows", |_cap, _info| {
                 move |input, output| {

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow_array::{Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow_array::{
+    Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
 use connectors::parse::{parse_event, DEFAULT_MAX_MESSAGE_BYTES};
 use connectors::sink::tables::read_parquet_dir;
 use connectors::sink::LocalStore;
@@ -95,7 +98,8 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
         fold_every: connectors::sink::commit::FOLD_EVERY,
         replaced: Default::default(),
     };
-    let comm = if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
+    let comm =
+        if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
     run(config, comm, Arc::new(Counters::new())).expect("engine run")
 }
 
@@ -163,7 +167,10 @@ pub fn assert_rows_eq(table: &str, got: &Rows, expected: &Rows) {
                 (Cell::F(x), Cell::F(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
                 _ => a == b,
             };
-            assert!(same, "{table} row {i} column {j}: engine {a:?} != reference {b:?}\n engine row {g:?}\n reference row {e:?}");
+            assert!(
+                same,
+                "{table} row {i} column {j}: engine {a:?} != reference {b:?}\n engine row {g:?}\n reference row {e:?}"
+            );
         }
     }
 }
@@ -225,7 +232,12 @@ pub fn reference(input: &Path) -> BTreeMap<&'static str, Rows> {
         let mut max_t: Option<i64> = None;
         for (p, off, raw) in part {
             match parse_event(&raw, DEFAULT_MAX_MESSAGE_BYTES) {
-                Err(reason) => rejected.push(vec![Cell::I(p as i64), Cell::I(off as i64), Cell::S(reason.as_str().into()), Cell::B(raw.clone())]),
+                Err(reason) => rejected.push(vec![
+                    Cell::I(p as i64),
+                    Cell::I(off as i64),
+                    Cell::S(reason.as_str().into()),
+                    Cell::B(raw.clone()),
+                ]),
                 Ok(e) => {
                     let t = e.timestamp.micros();
                     if let Some(m) = max_t {
@@ -339,7 +351,13 @@ pub fn reference(input: &Path) -> BTreeMap<&'static str, Rows> {
         ]);
     }
     let mut tables = BTreeMap::new();
-    for (name, mut rows) in [("events", events), ("windows", window_rows), ("daily_p95", daily_rows), ("late", std::mem::take(&mut late_rows)), ("rejected", rejected)] {
+    for (name, mut rows) in [
+        ("events", events),
+        ("windows", window_rows),
+        ("daily_p95", daily_rows),
+        ("late", std::mem::take(&mut late_rows)),
+        ("rejected", rejected),
+    ] {
         sort_rows(&mut rows);
         tables.insert(name, rows);
     }
@@ -369,7 +387,11 @@ pub fn file_list(output: &Path) -> Vec<String> {
 }
 
 /// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
-pub fn wait_at_most(child: &mut std::process::Child, limit: std::time::Duration, what: &str) -> std::process::ExitStatus {
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
