@@ -11,7 +11,10 @@
 #    every alert and both scrape jobs, and accepts every dashboard query (/api/v1/query);
 # 5. every metric name the dashboard and the alerts use is declared in the `names` module
 #    of dataflow/src/metrics.rs or producer/src/metrics.rs, or is in TO_BE_ADDED below;
-# 6. warns (only) about engine metrics in dataflow/src/metrics.rs no dashboard panel shows.
+# 6. warns (only) about engine metrics in dataflow/src/metrics.rs no dashboard panel shows;
+# 7. every alert has a runbook_url BASE/README.md#ANCHOR, one BASE for all, whose ANCHOR is a
+#    heading of the "## Troubleshooting" section of README.md (RUNBOOK_README=FILE checks
+#    another copy of it, e.g. a draft of the section).
 #
 # Runs every check even after a failure, then exits 1 if any failed. Needs python3 and, to
 # install Prometheus, apt-get as root (or sudo).
@@ -32,6 +35,8 @@ JOBS=(iot-etl-engine iot-etl-producer)
 
 DASHBOARD=monitoring/grafana/dashboards/pipeline.json
 METRICS_RS=(dataflow/src/metrics.rs producer/src/metrics.rs)
+# The README whose "## Troubleshooting" headings the alerts' runbook_url anchors must name.
+RUNBOOK_README=${RUNBOOK_README:-README.md}
 
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
@@ -50,6 +55,48 @@ step "promtool check rules monitoring/alerts.yml"
 promtool check rules monitoring/alerts.yml || fail "promtool check rules monitoring/alerts.yml"
 step "promtool test rules monitoring/alerts.test.yml"
 promtool test rules monitoring/alerts.test.yml || fail "promtool test rules monitoring/alerts.test.yml"
+
+step "runbook_url of every alert: a heading of the Troubleshooting section of $RUNBOOK_README"
+python3 - monitoring/alerts.yml "$RUNBOOK_README" <<'PY' || fail "runbook_url annotations of monitoring/alerts.yml (above)"
+import re, sys
+rules = []  # [alert name (None for a recording rule), runbook_url], in file order
+for line in open(sys.argv[1]):
+    if m := re.match(r"\s*- (alert|record):\s*(\S+)", line):
+        rules.append([m[2] if m[1] == "alert" else None, None])
+    elif (m := re.match(r"""\s*runbook_url:\s*["']?([^"'\s]+)""", line)) and rules:
+        rules[-1][1] = m[1]
+# GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, -1, -2, ... on
+# repeats. Kept: those of the headings below level 2 under "## Troubleshooting".
+anchors, seen, fenced, inside, found = set(), {}, False, False, False
+for line in open(sys.argv[2]):
+    fenced ^= line.startswith("```")
+    if fenced or not (m := re.match(r"(#{1,6})\s+(.*?)[\s#]*$", line)):
+        continue
+    text = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", m[2])  # a link's text
+    slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+    n = seen.get(slug, 0)
+    seen[slug], slug = n + 1, f"{slug}-{n}" if n else slug
+    if len(m[1]) <= 2:
+        inside = m[1] == "##" and m[2] == "Troubleshooting"
+        found |= inside
+    elif inside:
+        anchors.add(slug)
+alerts = [(a, url) for a, url in rules if a]
+bases = sorted({url.partition("#")[0] for _, url in alerts if url})
+bad = [f'{sys.argv[2]} has no "## Troubleshooting" section'] * (not found)
+bad += ["no alert found in monitoring/alerts.yml"] * (not alerts)
+bad += [f"{a}: no runbook_url annotation" for a, url in alerts if not url]
+bad += [f"{a}: runbook_url {url} is not BASE/README.md#ANCHOR" for a, url in alerts
+        if url and not (url.partition("#")[0].endswith("/README.md") and url.partition("#")[2])]
+bad += [f"{a}: runbook_url {url}: no heading with anchor #{url.partition('#')[2]} under ## Troubleshooting in {sys.argv[2]}"
+        for a, url in alerts if url and url.partition("#")[2] and url.partition("#")[2] not in anchors]
+bad += [f"the runbook_url bases differ (use one): {', '.join(bases)}"] * (len(bases) > 1)
+print(f"Troubleshooting anchors of {sys.argv[2]}: {', '.join(sorted(anchors)) or 'none'}")
+print("\n".join(f"  {a}: {url}" for a, url in alerts))
+if any("example.invalid" in b for b in bases):
+    print('note: the runbook URLs use the placeholder base example.invalid (monitoring/README.md, "Runbook links")')
+sys.exit("\n".join(bad) or None)
+PY
 
 work=$(mktemp -d)
 trap 'prometheus_stop; rm -rf "$work"' EXIT

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one command that runs every test of the workspace (README.md, "Tests").
+# The one command that runs every test of the workspace (README.md, "Tests"); CI's workflow
+# (.github/workflows/ci.yml) runs the same four scripts as separate jobs.
 #
 # Unit, property, operator/reference and multi-process tests need nothing but the Rust
 # toolchain and a C compiler (librdkafka is built from the rdkafka crate's bundled source).
@@ -13,15 +14,7 @@ need cargo "install the Rust toolchain (rustup)"
 need cc "install gcc (apt-get install -y gcc)"
 need make "install make (apt-get install -y make)"
 
-cargo build --workspace --release --locked
-# The Dockerfile's build stage, run directly (there is no Docker engine in CI).
-scripts/docker-build.sh target/docker-out
-for bin in dataflow producer analytics; do target/docker-out/$bin --help >/dev/null; done
-# The tests share the release profile with the binaries above (one compile, not two).
-cargo test --workspace --release --locked "$@"
-# End-to-end, against real servers the scripts install and start on loopback.
-scripts/monitoring-check.sh        # promtool check config/rules/test rules, Prometheus loads every panel query
-tests/e2e/kafka.sh                 # Kafka source vs file source on a real broker (tansu), -w 2, -n 2, broker restart
-tests/e2e/kafka-crash.sh           # live run SIGKILLed 5 times while a producer writes; -n 2 with one process SIGKILLed
-tests/e2e/s3.sh                    # exactly-once to a real S3-compatible server (moto): SIGKILLs, 30 s freeze
-tests/e2e/prometheus.sh            # a real Prometheus scraping the live embedded run: every panel query has data
+scripts/lint.sh                    # cargo fmt --check; cargo clippy --workspace --all-targets -D warnings
+scripts/unit-tests.sh "$@"         # release build, the Dockerfile's build stage, cargo test --workspace --release
+scripts/e2e-tests.sh               # end-to-end tests against real servers the scripts install and start on loopback
+scripts/security-check.sh          # actionlint, checkov over deploy/, cargo deny (licences, bans, sources)

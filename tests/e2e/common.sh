@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # What every end-to-end script shares; source it from the repository root.
 # Defines BIN (the release binaries), step (a heading), fail (message, exit 1), free_port (a
-# free TCP port on 127.0.0.1), hostfile, metric_value and wait_until_read (below), and checks
-# that the binaries exist (scripts/test.sh builds them before running the scripts).
+# free TCP port on 127.0.0.1), hostfile, metric_value, wait_until_read, need_moto and start_moto
+# (below), and checks that the binaries exist (scripts/test.sh builds them before running the
+# scripts).
 BIN=target/release
 step() { echo "== $*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -41,4 +42,35 @@ for s in ss:
     s.bind(("127.0.0.1", 0))
 print("\n".join(f"127.0.0.1:{s.getsockname()[1]}" for s in ss))
 PY
+}
+
+# Installs moto's server (PyPI) unless it is there.
+need_moto() {
+  if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import boto3' 2>/dev/null; then
+    step "installing moto[server] (PyPI)"
+    python3 -m pip install --quiet "moto[server]" || fail "cannot install moto[server] from PyPI"
+  fi
+}
+
+# Starts moto's server (S3, and IAM, STS, CloudFormation... on the same port) on a free port of
+# 127.0.0.1, logging to LOG, and waits until it answers: sets MOTO (its pid) and MOTO_URL; fails,
+# printing the log, when it exits or does not answer within 20 s. PRELUDE, if given, is Python
+# run in the server's process before it starts (tests/e2e/aws.sh works around a moto bug so).
+start_moto() { # LOG [PRELUDE]
+  local port
+  port=$(free_port)
+  if [ -n "${2:-}" ]; then
+    python3 -c "$2"$'\nfrom moto.server import main\nmain(["-H", "127.0.0.1", "-p", "'"$port"'"])' > "$1" 2>&1 &
+  else
+    moto_server -H 127.0.0.1 -p "$port" > "$1" 2>&1 &
+  fi
+  MOTO=$! MOTO_URL=http://127.0.0.1:$port
+  for _ in $(seq 100); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$MOTO_URL', timeout=1)" 2>/dev/null && return 0
+    kill -0 "$MOTO" 2>/dev/null || { cat "$1" >&2; fail "moto_server exited"; }
+    sleep 0.2
+  done
+  kill "$MOTO" 2>/dev/null || true
+  cat "$1" >&2
+  fail "moto_server does not answer on $MOTO_URL"
 }

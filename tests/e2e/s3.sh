@@ -25,10 +25,7 @@ cd "$(dirname "$0")/../.."
 source tests/e2e/common.sh
 
 WORK=${1:-target/e2e-s3}
-if ! command -v moto_server >/dev/null 2>&1 || ! python3 -c 'import boto3' 2>/dev/null; then
-  step "installing moto[server] (PyPI)"
-  python3 -m pip install --quiet "moto[server]" || fail "cannot install moto[server] from PyPI"
-fi
+need_moto
 
 rm -rf "$WORK" && mkdir -p "$WORK"
 DATA=$WORK/data
@@ -37,18 +34,10 @@ step "generating $DATA"
   --duplicates 0.02 --late 0.005 --invalid 0.005 --outliers 0.01 --metrics-addr 127.0.0.1:0
 "$BIN/dataflow" --input "$DATA" --output "$WORK/expected" --bounded -w 1 --metrics-addr 127.0.0.1:0 --progress never >/dev/null
 
-PORT=$(free_port)
-step "starting moto_server on 127.0.0.1:$PORT"
-moto_server -H 127.0.0.1 -p "$PORT" > "$WORK/moto.log" 2>&1 &
-MOTO=$!
+step "starting moto_server on 127.0.0.1"
+start_moto "$WORK/moto.log"
 trap 'kill -CONT $MOTO 2>/dev/null || true; kill $MOTO 2>/dev/null || true; jobs -p | xargs -r kill 2>/dev/null || true' EXIT
-export S3_ENDPOINT=http://127.0.0.1:$PORT AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
-for _ in $(seq 100); do
-  python3 -c "import urllib.request; urllib.request.urlopen('$S3_ENDPOINT', timeout=1)" 2>/dev/null && break
-  kill -0 $MOTO 2>/dev/null || { cat "$WORK/moto.log" >&2; fail "moto_server exited"; }
-  sleep 0.2
-done
-python3 -c "import urllib.request; urllib.request.urlopen('$S3_ENDPOINT', timeout=1)" || { cat "$WORK/moto.log" >&2; fail "moto_server does not answer on $S3_ENDPOINT"; }
+export S3_ENDPOINT=$MOTO_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 
 s3() { # python3 helper: mkbucket | download PREFIX DIR | keys PREFIX
   python3 - "$@" <<'PY'
