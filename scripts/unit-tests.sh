@@ -14,6 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --release --locked
+# The README's quick start (`cargo run --release -p dataflow`, `-p producer`) must reuse this
+# build: each binary alone resolves the workspace's dependency features (workspace-hack/).
+for package in dataflow producer analytics; do
+  if cargo build --release --locked -p $package 2>&1 | grep -E '^ *Compiling '; then
+    echo "error: building $package alone compiled the crates above again: its dependency features differ from the workspace's (name them in workspace-hack/Cargo.toml)" >&2
+    exit 1
+  fi
+done
 # The Dockerfile's build stage, run directly (there is no Docker engine in CI).
 scripts/docker-build.sh target/docker-out
 for bin in dataflow producer analytics; do target/docker-out/$bin --help >/dev/null; done
