@@ -15,8 +15,8 @@ use connectors::sink::DailyRow;
 use crate::table::{Columns, DateRange, Table};
 use crate::{p95_nearest_rank_unsorted, sum};
 
-/// The least number of events a (date, type) needs to get a row.
-pub const MIN_EVENTS: usize = 500;
+/// The least number of events a (date, type) needs to get a row (the engine's rule).
+pub const MIN_EVENTS: usize = connectors::sink::DAILY_MIN_EVENTS as usize;
 
 /// The columns of `events` the daily p95 reads (`device_type` as a dictionary).
 const COLUMNS: Columns<'static> =

@@ -107,11 +107,6 @@ impl<'a> Columns<'a> {
     pub fn only(names: &'a [&'a str]) -> Self {
         Columns { names: Some(names), dictionary: &[] }
     }
-
-    /// The same columns, with the string columns `names` decoded as dictionaries.
-    pub fn with_dictionary(self, names: &'a [&'a str]) -> Self {
-        Columns { dictionary: names, ..self }
-    }
 }
 
 /// One table of a store: its folder in the store and the URL that names it in messages.

@@ -2,12 +2,14 @@
 //!
 //! - [`schema`]: the event type and the explicit time types shared with the producer;
 //! - [`parse`]: validation of raw message bytes into an event or one rejection reason;
+//! - [`calendar`]: RFC 3339 timestamps, day numbers to dates, minutes per day;
 //! - [`partition`]: Kafka's default key partitioner, used by the producer;
 //! - [`source`]: partitioned message sources (the `partition-<p>.jsonl` file source);
 //! - [`kafka`]: the Kafka source (static partition assignment, non-blocking readers);
 //! - [`sink`]: the Parquet tables the engine writes and the storage they go to.
 #![deny(missing_docs)]
 
+pub mod calendar;
 pub mod kafka;
 pub mod parse;
 pub mod partition;

@@ -16,7 +16,7 @@ pub struct Counters {
     /// Valid, on-time events (before deduplication).
     pub accepted: AtomicU64,
     /// Rejected messages, indexed like [`RejectReason::ALL`].
-    pub rejected: [AtomicU64; 15],
+    pub rejected: [AtomicU64; RejectReason::ALL.len()],
     /// Valid events behind their partition's watermark.
     pub late: AtomicU64,
     /// Accepted events dropped as copies of an earlier event id.

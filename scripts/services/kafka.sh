@@ -11,7 +11,6 @@
 #                                 # KAFKA_DATA_DIR
 #   kafka_stop                    # SIGTERM, wait for exit (SIGKILL after 10 s)
 #   kafka_kill9                   # SIGKILL, wait for exit
-#   kafka_restart                 # kill -9, then start again on the same port and DATA_DIR
 #
 # Every function returns non-zero with a message on stderr (and the broker log's tail when
 # the broker does not come up), so `set -e` callers stop on the first failure.
@@ -141,11 +140,4 @@ kafka_kill9() {
   kill -9 "$pid" 2>/dev/null || true
   service_wait_gone "$pid" 100 || { echo "kafka_kill9: error: tansu (pid $pid) survives SIGKILL" >&2; return 1; }
   unset KAFKA_PID
-}
-
-# kill -9, then a new broker on the same port and the same DATA_DIR (the data must survive).
-kafka_restart() {
-  local port=${KAFKA_PORT:?kafka_restart: no broker started (KAFKA_PORT is unset)} dir=${KAFKA_DATA_DIR:?kafka_restart: KAFKA_DATA_DIR is unset}
-  kafka_kill9 || return 1
-  kafka_start "$dir" "$port"
 }

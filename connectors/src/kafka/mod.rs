@@ -197,11 +197,6 @@ impl KafkaSource {
         source.partitions()?;
         Ok(source)
     }
-
-    /// The configuration.
-    pub fn config(&self) -> &KafkaConfig {
-        &self.config
-    }
 }
 
 impl Source for KafkaSource {

@@ -78,11 +78,6 @@ impl LocalStore {
         })?;
         Ok(LocalStore { root })
     }
-
-    /// The folder this store writes under.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
 }
 
 /// Makes the entries of `dir` (names created, renamed or removed in it) survive a power loss.

@@ -27,7 +27,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::parse::{civil_from_days, RejectReason};
+use crate::calendar::civil_from_days;
+use crate::parse::RejectReason;
 use crate::schema::{DeviceType, EventTime, OwnedEvent, Position, MICROS_PER_DAY, MICROS_PER_HOUR, UUID_LEN};
 
 /// A row type of one output table.
@@ -113,6 +114,10 @@ pub struct WindowRow {
     /// Nearest-rank 95th percentile of `event_duration` (1-based rank ⌈0.95·n⌉).
     pub p95_duration: f64,
 }
+
+/// The least number of distinct accepted events a (date, type) needs to get a [`DailyRow`]
+/// (the product's rule; the engine and `analytics` both read it from here).
+pub const DAILY_MIN_EVENTS: u64 = 500;
 
 /// The daily 3-sigma-filtered p95 of one device type on one UTC date.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -509,7 +514,7 @@ fn collect_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_timestamp;
+    use crate::calendar::parse_timestamp;
 
     #[test]
     fn partition_paths_follow_utc_calendar() {

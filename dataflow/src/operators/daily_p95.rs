@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use connectors::calendar::DAY_MINUTES;
 use connectors::schema::DeviceType;
 use connectors::sink::DailyRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
@@ -33,9 +34,7 @@ use crate::runs::{merge, MinuteRun, Run};
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
 /// The least number of distinct accepted events a (date, type) needs to get a row.
-pub const MIN_EVENTS: i64 = 500;
-/// Minutes in a day.
-const DAY_MINUTES: u64 = 24 * 60;
+pub const MIN_EVENTS: i64 = connectors::sink::DAILY_MIN_EVENTS as i64;
 
 /// Daily statistics with floats as bit patterns, so that differential can order them.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -194,7 +193,7 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
 
 /// A day (days since 1970-01-01) as `YYYY-MM-DD`.
 fn date_string(day: i32) -> String {
-    let (y, m, d) = connectors::parse::civil_from_days(day as i64);
+    let (y, m, d) = connectors::calendar::civil_from_days(day as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -20,15 +20,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use connectors::calendar::DAY_MINUTES;
 use connectors::schema::{EventTime, MICROS_PER_HOUR, MICROS_PER_MINUTE};
 use connectors::sink::tables::{decode_events, partition_path};
 use connectors::sink::{EventRow, TableStore};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
-
-/// Minutes in a day.
-const DAY_MINUTES: u64 = 24 * 60;
 
 /// A committed distinct event fed back after a restart: the row, its minute, and whether it
 /// also goes to the aggregates (`false`: dedup only).
