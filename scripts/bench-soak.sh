@@ -6,6 +6,7 @@
 #   scripts/bench-soak.sh [MINUTES] [WORKERS] [RATE]   # default: 10 minutes, -w 2, 5000 events/s
 #   START=2026-12-03T23:57:00Z scripts/bench-soak.sh    # event time from START (paced as well):
 #                                                       # crosses a midnight after 3 minutes
+#   EVENT_RATE=10 scripts/bench-soak.sh 15              # day cycles: see below
 #
 # Every 10 s it samples the job's RSS, its consumer lag (sum of
 # iot_etl_partition_lag_messages), the messages it has read and the producer has sent, and
@@ -21,12 +22,25 @@
 # horizon, so that the ids it remembers reach their steady size within the warm-up; the one
 # state that grows by design is the open day's durations (16 bytes per distinct event,
 # ~4.8 MB per minute at 5,000 events/s), which the RSS slope should match.
+#
+# With EVENT_RATE=N the producer is not paced: it sends events N per second of event time,
+# from START (default 2026-01-01T00:00:00Z), as fast as the broker takes them, so that event
+# days pass in minutes (at 10 events/s a day is 864,000 events, ~3 minutes here) and the day
+# state is released at every midnight. The RSS then cycles with the event days; the report adds
+# each complete event day's peak and trough RSS and their slope per day: flat after warm-up
+# means the peaks do not grow from one day to the next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${1:-10}
 WORKERS=${2:-2}
 RATE=${3:-5000}
 START=${START:-}
+EVENT_RATE=${EVENT_RATE:-}
+if [ -n "$EVENT_RATE" ]; then
+  PACING=(--no-pace --rate "$EVENT_RATE" --duration 365d --start "${START:-2026-01-01T00:00:00Z}")
+else
+  PACING=(--rate "$RATE" ${START:+--start "$START"})
+fi
 cargo build --release -p dataflow -p producer >&2
 source scripts/services/kafka.sh
 kafka_install
@@ -41,29 +55,31 @@ kafka_start "$WORK/broker" >&2
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 JOB_PORT=$(free_port)
 PRODUCER_PORT=$(free_port)
-target/release/producer --brokers "$KAFKA_BROKERS" --topic soak --partitions 3 --rate "$RATE" \
-  --duplicates 0.02 ${START:+--start "$START"} --metrics-addr "127.0.0.1:$PRODUCER_PORT" >/dev/null 2>"$WORK/producer.log" &
+target/release/producer --brokers "$KAFKA_BROKERS" --topic soak --partitions 3 "${PACING[@]}" \
+  --duplicates 0.02 --metrics-addr "127.0.0.1:$PRODUCER_PORT" >/dev/null 2>"$WORK/producer.log" &
 PRODUCER=$!
 sleep 3 # the producer creates the topic
 target/release/dataflow --brokers "$KAFKA_BROKERS" --topic soak -w "$WORKERS" --output "$WORK/out" \
   --allowed-lateness 5s --dedup-horizon 2m \
   --metrics-addr "127.0.0.1:$JOB_PORT" --progress never > "$WORK/summary.txt" 2> "$WORK/job.log" &
 JOB=$!
-metric() { # PORT NAME: the sum of a metric's samples
-  python3 - "$1" "$2" <<'PY' 2>/dev/null || echo 0
+metric() { # PORT NAME [min]: the sum (or the least) of a metric's samples
+  python3 - "$@" <<'PY' 2>/dev/null || echo 0
 import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=2).read().decode()
-print(int(sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith(sys.argv[2] + "{") or l.startswith(sys.argv[2] + " "))))
+values = [float(l.split()[-1]) for l in body.splitlines() if l.startswith(sys.argv[2] + "{") or l.startswith(sys.argv[2] + " ")]
+print(int((min(values) if values else 0) if sys.argv[3:] == ["min"] else sum(values)))
 PY
 }
-echo "soak: -w $WORKERS, producer at $RATE events/s, for $MINUTES minutes against tansu at $KAFKA_BROKERS" >&2
-printf '%6s %10s %10s %12s %12s\n' "t_s" "rss_mb" "lag" "read" "sent" | tee "$WORK/samples.txt"
+echo "soak: -w $WORKERS, producer ${EVENT_RATE:+unpaced, $EVENT_RATE events per event-second}${EVENT_RATE:-at $RATE events/s}, for $MINUTES minutes against tansu at $KAFKA_BROKERS" >&2
+printf '%6s %10s %10s %12s %12s %12s\n' "t_s" "rss_mb" "lag" "read" "sent" "event_day" | tee "$WORK/samples.txt"
 for i in $(seq $((MINUTES * 6))); do
   sleep 10
   kill -0 "$JOB" 2>/dev/null || { echo "the job died (see its log):" >&2; tail -20 "$WORK/job.log" >&2; exit 1; }
   rss=$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$JOB/status")
-  printf '%6d %10s %10s %12s %12s\n' $((i * 10)) "$rss" "$(metric "$JOB_PORT" iot_etl_partition_lag_messages)" \
-    "$(metric "$JOB_PORT" iot_etl_events_read_total)" "$(metric "$PRODUCER_PORT" producer_messages_sent_total)" | tee -a "$WORK/samples.txt"
+  printf '%6d %10s %10s %12s %12s %12s\n' $((i * 10)) "$rss" "$(metric "$JOB_PORT" iot_etl_partition_lag_messages)" \
+    "$(metric "$JOB_PORT" iot_etl_events_read_total)" "$(metric "$PRODUCER_PORT" producer_messages_sent_total)" \
+    "$(( $(metric "$JOB_PORT" iot_etl_partition_watermark_seconds min) / 86400 ))" | tee -a "$WORK/samples.txt"
 done
 kill -INT "$JOB"
 if wait "$JOB"; then status=0; else status=$?; fi
@@ -81,6 +97,14 @@ def slope(x, y):
 print(f"read: {read[-1]:.0f} messages, {read[-1] / (t[-1] * 60):.0f} per second on average")
 print(f"lag at the end: {lag[-1]:.0f} messages; slope over the second half: {slope(t[half:], lag[half:]):+.0f} messages/min")
 print(f"RSS: {rss[half]:.1f} MB at the half, {rss[-1]:.1f} MB at the end, max {max(rss):.1f} MB; slope over the second half: {slope(t[half:], rss[half:]):+.2f} MB/min")
+# Event days the job read from start to end (not the first, whose start is warm-up, nor the last).
+day = [int(r[5]) for r in rows]
+complete = sorted(d for d in set(day) if day.count(d) >= 2 and d not in (day[0], day[-1]) and d > 0)
+if len(complete) >= 2:
+    peaks = [max(r for r, d in zip(rss, day) if d == k) for k in complete]
+    troughs = [min(r for r, d in zip(rss, day) if d == k) for k in complete]
+    print("event days read whole: " + ", ".join(f"day {k}: {lo:.0f}-{hi:.0f} MB" for k, lo, hi in zip(complete, troughs, peaks)))
+    print(f"RSS per event day: peak slope {slope(list(range(len(peaks))), peaks):+.1f} MB/day, trough slope {slope(list(range(len(troughs))), troughs):+.1f} MB/day over {len(complete)} days")
 PY
 grep -E '^(lines read|window commits|elapsed)' "$WORK/summary.txt" || true
 errors=$(grep -c ' ERROR ' "$WORK/job.log" || true)
