@@ -159,11 +159,15 @@ impl KafkaConfig {
         c
     }
 
-    fn consumer(&self) -> Result<BaseConsumer<ReaderContext>, SourceError> {
-        self.client_config()
-            .set("statistics.interval.ms", "1000")
-            .create_with_context(ReaderContext::default())
-            .map_err(|e| self.error("create a consumer", e))
+    /// A consumer; with `statistics`, librdkafka reports each partition's high watermark every
+    /// second to [`ReaderContext`] — only for a consumer that is polled: the reports wait in
+    /// its queue until then, so an unpolled one (the metadata consumer) would pile them up.
+    fn consumer(&self, statistics: bool) -> Result<BaseConsumer<ReaderContext>, SourceError> {
+        let mut config = self.client_config();
+        if statistics {
+            config.set("statistics.interval.ms", "1000");
+        }
+        config.create_with_context(ReaderContext::default()).map_err(|e| self.error("create a consumer", e))
     }
 
     fn error(&self, action: &str, e: KafkaError) -> SourceError {
@@ -192,7 +196,7 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// Connects to the brokers; fails (naming the address) when they cannot be reached.
     pub fn new(config: KafkaConfig) -> Result<Self, SourceError> {
-        let metadata = config.consumer()?;
+        let metadata = config.consumer(false)?;
         let source = KafkaSource { config, metadata };
         source.partitions()?;
         Ok(source)
@@ -248,7 +252,7 @@ impl Source for KafkaSource {
         bounded: bool,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
         let config = &self.config;
-        let consumer = Arc::new(config.consumer()?);
+        let consumer = Arc::new(config.consumer(true)?);
         // The broker may be restarting: retry for a while before giving up.
         let deadline = Instant::now() + OPEN_RETRY_FOR;
         let mut backoff = Duration::from_millis(250);
