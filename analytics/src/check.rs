@@ -9,6 +9,7 @@ use arrow_array::{Date32Array, Float64Array, Int64Array, RecordBatch, StringArra
 
 use connectors::sink::TableStore;
 
+use crate::daily::DAILY_COLUMNS;
 use crate::table::{open_store, Columns, DateRange, Table};
 
 /// One row of either table, keyed and flattened for comparison.
@@ -36,17 +37,6 @@ fn close(a: &Value, b: &Value) -> bool {
     }
 }
 
-const DAILY_COLUMNS: [&str; 9] = [
-    "date",
-    "device_type",
-    "event_count",
-    "kept_count",
-    "outliers_removed",
-    "mean_duration",
-    "stddev_duration",
-    "p95_duration",
-    "avg_kept_duration",
-];
 const WINDOW_COLUMNS: [&str; 8] = [
     "window_start",
     "device_type",

@@ -169,20 +169,23 @@ pub fn daily_p95(events: &Table, range: DateRange) -> anyhow::Result<Vec<DailyRo
     Ok(rows.into_iter().flatten().collect())
 }
 
+/// The columns of the `daily_p95` table, in order.
+pub const DAILY_COLUMNS: [&str; 9] = [
+    "date",
+    "device_type",
+    "event_count",
+    "kept_count",
+    "outliers_removed",
+    "mean_duration",
+    "stddev_duration",
+    "p95_duration",
+    "avg_kept_duration",
+];
+
 /// Writes rows as CSV with a header (the `daily_p95` column names, dates as YYYY-MM-DD).
 pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    w.write_record([
-        "date",
-        "device_type",
-        "event_count",
-        "kept_count",
-        "outliers_removed",
-        "mean_duration",
-        "stddev_duration",
-        "p95_duration",
-        "avg_kept_duration",
-    ])?;
+    w.write_record(DAILY_COLUMNS)?;
     for r in rows {
         w.write_record([
             date_of(r.date).to_string(),

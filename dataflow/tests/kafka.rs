@@ -191,21 +191,23 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     run_engine(&input, &reference, 1);
 
     let out = dir.path().join("live");
+    // The live run's flags, the same for its first start and its restart.
+    let live_args = [
+        "--brokers",
+        brokers.as_str(),
+        "--topic",
+        "iot-events",
+        "--compact-after",
+        "2m",
+        "-w",
+        "2",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--progress",
+        "never",
+    ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args([
-            "--brokers",
-            &brokers,
-            "--topic",
-            "iot-events",
-            "--compact-after",
-            "2m",
-            "-w",
-            "2",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--progress",
-            "never",
-        ])
+        .args(live_args)
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
@@ -252,20 +254,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     // read everything there is.
     replay(&rest);
     let mut child = Command::new(env!("CARGO_BIN_EXE_dataflow"))
-        .args([
-            "--brokers",
-            &brokers,
-            "--topic",
-            "iot-events",
-            "--compact-after",
-            "2m",
-            "-w",
-            "2",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--progress",
-            "never",
-        ])
+        .args(live_args)
         .arg("--output")
         .arg(&out)
         .stdout(Stdio::piped())
