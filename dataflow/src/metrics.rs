@@ -228,14 +228,8 @@ impl EngineMetrics {
             }
         }
         self.last_epoch.set(c.last_epoch.load(Relaxed) as i64);
-        let last = c.last_commit_micros.load(Relaxed);
-        self.last_commit.set(last as f64 / 1e6);
-        let age = if last > 0 {
-            (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6
-        } else {
-            self.started.elapsed().as_secs_f64()
-        };
-        self.checkpoint_age.set(age.max(0.0));
+        self.last_commit.set(c.last_commit_micros.load(Relaxed) as f64 / 1e6);
+        self.checkpoint_age.set(self.commit_age(c).max(0.0));
         if let Ok(mut durations) = c.commit_seconds.lock() {
             for d in durations.drain(..) {
                 self.commit_duration.observe(d);
@@ -259,6 +253,16 @@ impl EngineMetrics {
         }
     }
 
+    /// Seconds since the last commit, or since the start while nothing has been committed.
+    fn commit_age(&self, c: &Counters) -> f64 {
+        let last = c.last_commit_micros.load(Relaxed);
+        if last > 0 {
+            (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6
+        } else {
+            self.started.elapsed().as_secs_f64()
+        }
+    }
+
     /// Ready when the dataflow has started (its partitions are open) and, while messages are
     /// waiting to be read, the last commit is at most [`READY_MAX_COMMIT_AGE`] old.
     pub fn readiness(&self) -> Result<(), String> {
@@ -267,12 +271,7 @@ impl EngineMetrics {
             return Err("starting: the dataflow is not built yet".into());
         }
         let lag: u64 = c.partition_lag.lock().map(|l| l.values().sum()).unwrap_or(0);
-        let last = c.last_commit_micros.load(Relaxed);
-        let age = if last > 0 {
-            (chrono::Utc::now().timestamp_micros() - last) as f64 / 1e6
-        } else {
-            self.started.elapsed().as_secs_f64()
-        };
+        let age = self.commit_age(c);
         if lag > 0 && age > READY_MAX_COMMIT_AGE.as_secs_f64() {
             return Err(format!("stalled: {lag} messages waiting and no commit for {age:.0} s"));
         }
