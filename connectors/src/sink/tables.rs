@@ -407,7 +407,11 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ParquetError> {
 const UNIQUE_COLUMNS: &[&str] =
     &["event_id", "timestamp", "event_duration", "value", "offset", "raw", "window_start", "window_end"];
 
-/// Encodes batches of one schema, in order, as one snappy-compressed Parquet file.
+/// The columns of random identifiers (see [`encode_parquet_batches`]).
+const RANDOM_COLUMNS: &[&str] = &["event_id"];
+
+/// Encodes batches of one schema, in order, as one snappy-compressed Parquet file (the
+/// [`RANDOM_COLUMNS`] excepted).
 pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, ParquetError> {
     let Some(first) = batches.first() else { return Err(ParquetError::General("no batch to encode".into())) };
     let mut props = WriterProperties::builder()
@@ -419,6 +423,14 @@ pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, Parque
     // the writer would build and then abandon for every page.
     for column in UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+    }
+    // Random identifiers: snappy saves ~10 % of their bytes (hex digits, no repeats) at the
+    // cost of half the events file's compression time, and their min/max prune nothing
+    // while costing a comparison per value. Written plain, without statistics.
+    for column in RANDOM_COLUMNS {
+        props = props
+            .set_column_compression(ColumnPath::from(*column), Compression::UNCOMPRESSED)
+            .set_column_statistics_enabled(ColumnPath::from(*column), EnabledStatistics::None);
     }
     let props = props.build();
     let mut out = Vec::new();
