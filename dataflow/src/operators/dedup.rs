@@ -11,9 +11,10 @@
 //! forgotten once the frontier passes `m + horizon`, so a copy at minute `m2` is a duplicate
 //! exactly when `m2 ≤ m + horizon` (and is kept as a new first copy otherwise). A later copy of a forgotten id could only be
 //! on time if its event time were more than the horizon after the first (a byte copy of it
-//! would be late and never reach dedup), so memory is bounded by the ids of the last 1¼
-//! horizons of event time (forgotten ids are swept out every quarter horizon), not by the length
-//! of the stream. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventId::Uuid`]).
+//! would be late and never reach dedup), so memory is bounded by the ids of the last two
+//! horizons of event time, not by the length of the stream: ids are held in two generations
+//! of one horizon each (by the minute they were kept at), and a generation is dropped whole
+//! once every id in it is forgotten, so no id is ever visited to be forgotten. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventId::Uuid`]).
 //!
 //! After a restart, a second input brings back the events committed before the checkpoint's
 //! frontier that this state depends on (see [`super::seed`]): each is an id already kept at
@@ -34,7 +35,6 @@ use connectors::sink::EventRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
 use rustc_hash::FxHashMap;
-use std::collections::hash_map::Entry;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -106,10 +106,8 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
             // and the seeds of that minute.
             type Minute = ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>);
             let mut pending: BTreeMap<u64, Minute> = BTreeMap::new();
-            // Ids kept, with the minute they were kept at; an entry older than the horizon
-            // counts as forgotten, and is removed by a sweep every quarter horizon.
-            let mut seen: FxHashMap<EventId<'static>, u64> = FxHashMap::default();
-            let mut swept = 0u64;
+            // Ids kept, with the minute they were kept at, in generations of one horizon.
+            let mut seen = Generations::new(horizon_minutes);
             // The kept measurements of the minute being decided, per device type.
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
             let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
@@ -152,21 +150,10 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         break;
                     }
                     let ([rows_cap, measurements_cap], mut rows, seeds) = entry.remove();
-                    // An id kept at minute `m` is remembered while `minute <= m + horizon`, and
-                    // only then, so the outcome does not depend on how far the frontier jumped;
-                    // forgotten entries are swept out every quarter horizon (the map then holds
-                    // at most 1¼ horizons of ids, not 2).
-                    let remembered = |kept: u64| minute <= kept + horizon_minutes;
-                    if minute >= swept + (horizon_minutes / 4).max(1) {
-                        seen.retain(|_, kept| remembered(*kept));
-                        swept = minute;
-                    }
+                    seen.advance_to(minute);
                     // Seeds were kept before the restart: remember them, never emit them as rows.
                     for (row, measure) in seeds {
-                        let kept = seen.entry(row.event.event_id.clone()).or_insert(minute);
-                        if !remembered(*kept) {
-                            *kept = minute;
-                        }
+                        seen.keep(&row.event.event_id, minute);
                         if measure {
                             by_type[row.event.device_type as usize].push(measurement(&row));
                         }
@@ -178,19 +165,10 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     keep.clear();
                     keep.resize(rows.len(), false);
                     for &(_, _, i) in &order {
-                        match seen.entry(rows[i].event.event_id.clone()) {
-                            Entry::Occupied(mut e) => {
-                                if remembered(*e.get()) {
-                                    duplicates += 1;
-                                } else {
-                                    e.insert(minute);
-                                    keep[i] = true;
-                                }
-                            }
-                            Entry::Vacant(e) => {
-                                e.insert(minute);
-                                keep[i] = true;
-                            }
+                        if seen.keep(&rows[i].event.event_id, minute) {
+                            keep[i] = true;
+                        } else {
+                            duplicates += 1;
                         }
                     }
                     for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
@@ -214,6 +192,49 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
     }
 }
 
+/// The ids dedup remembers, with the minute each was kept at, in two generations of one
+/// horizon: `current` holds the ids kept at minutes of the generation being decided
+/// (`minute / horizon`), `previous` those of the one before. An id kept at `m` is
+/// remembered while `minute <= m + horizon`; ids of older generations are all forgotten
+/// (their minutes are more than a horizon back), so advancing a generation drops the older
+/// map whole instead of visiting its ids.
+struct Generations {
+    horizon: u64,
+    generation: u64,
+    current: FxHashMap<EventId<'static>, u64>,
+    previous: FxHashMap<EventId<'static>, u64>,
+}
+
+impl Generations {
+    fn new(horizon: u64) -> Self {
+        Generations { horizon, generation: 0, current: FxHashMap::default(), previous: FxHashMap::default() }
+    }
+
+    /// Moves to the generation of `minute` (minutes are decided in ascending order).
+    fn advance_to(&mut self, minute: u64) {
+        let generation = minute / self.horizon.max(1);
+        if generation == self.generation + 1 {
+            self.previous = std::mem::take(&mut self.current);
+        } else if generation > self.generation {
+            (self.previous, self.current) = Default::default();
+        }
+        self.generation = self.generation.max(generation);
+    }
+
+    /// Keeps `id` at `minute` unless it is remembered: returns whether it was kept (a first
+    /// copy) or is a duplicate.
+    fn keep(&mut self, id: &EventId<'static>, minute: u64) -> bool {
+        if self.current.contains_key(id) {
+            return false; // kept in this generation: less than a horizon ago
+        }
+        if self.previous.get(id).is_some_and(|&kept| minute <= kept + self.horizon) {
+            return false;
+        }
+        self.current.insert(id.clone(), minute);
+        true
+    }
+}
+
 /// What the aggregates need of a distinct event: `(event_duration bits, value bits)`.
 fn measurement(row: &EventRow) -> (u64, u64) {
     (row.event.event_duration.to_bits(), row.event.value.to_bits())
@@ -222,6 +243,38 @@ fn measurement(row: &EventRow) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generations decide like a naive map of every id ever kept, for random streams of
+    /// ids over ascending minutes with gaps, at horizons 0, 1, 3 and 60.
+    #[test]
+    fn generations_remember_exactly_one_horizon() {
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for horizon in [0, 1, 3, 60] {
+            let mut gens = Generations::new(horizon);
+            let mut naive: std::collections::HashMap<u64, u64> = Default::default();
+            let mut minute = 0;
+            for _ in 0..5_000 {
+                minute += [0, 0, 0, 1, 1, 2, horizon, horizon + 1, 2 * horizon + 3][next(9) as usize];
+                gens.advance_to(minute);
+                for _ in 0..next(4) {
+                    let id = next(40);
+                    let expected = match naive.get(&id) {
+                        Some(&kept) if minute <= kept + horizon => false,
+                        _ => {
+                            naive.insert(id, minute);
+                            true
+                        }
+                    };
+                    let got = gens.keep(&EventId::from(format!("id-{id}")), minute);
+                    assert_eq!(got, expected, "horizon {horizon}, minute {minute}, id {id}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn routing_hash_is_pinned() {
