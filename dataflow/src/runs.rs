@@ -139,9 +139,9 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % 50
         };
-        for k in 0..6 {
+        for k in [0, 1, 2, 3, 4, 5, 9, 40] {
             let runs: Vec<(Vec<u64>, i64)> =
-                (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), if i == 2 { 2 } else { 1 })).collect();
+                (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), [1, 1, 2, -1][i % 4])).collect();
             let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
             assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "k = {k}");
         }

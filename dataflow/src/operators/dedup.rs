@@ -120,11 +120,9 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                         pending
                             .entry(minute)
                             .or_insert_with(|| {
-                                (
-                                    [cap.delayed(&minute, 0), cap.delayed(&minute, 1)],
-                                    Vec::with_capacity(1024),
-                                    Vec::new(),
-                                )
+                                // No capacity reserved: minutes wait here for up to the source's
+                                // `--max-ahead` (hours of minutes), each as large as it needs.
+                                ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::new(), Vec::new())
                             })
                             .1
                             .push(row);
