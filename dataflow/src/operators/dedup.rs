@@ -194,8 +194,8 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
 /// horizon: `current` holds the ids kept at minutes of the generation being decided
 /// (`minute / horizon`), `previous` those of the one before. An id kept at `m` is
 /// remembered while `minute <= m + horizon`; ids of older generations are all forgotten
-/// (their minutes are more than a horizon back), so advancing a generation drops the older
-/// map whole instead of visiting its ids.
+/// (their minutes are more than a horizon back), so advancing a generation clears the older
+/// map whole instead of visiting its ids to forget them one by one.
 struct Generations {
     horizon: u64,
     generation: u64,
@@ -211,10 +211,14 @@ impl Generations {
     /// Moves to the generation of `minute` (minutes are decided in ascending order).
     fn advance_to(&mut self, minute: u64) {
         let generation = minute / self.horizon.max(1);
+        // The maps are cleared, not dropped: each keeps its table for the next generation
+        // (no allocation and no rehashing while it fills again).
         if generation == self.generation + 1 {
-            self.previous = std::mem::take(&mut self.current);
+            std::mem::swap(&mut self.previous, &mut self.current);
+            self.current.clear();
         } else if generation > self.generation {
-            (self.previous, self.current) = Default::default();
+            self.previous.clear();
+            self.current.clear();
         }
         self.generation = self.generation.max(generation);
     }
