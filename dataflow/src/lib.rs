@@ -6,6 +6,7 @@
 //! - [`config`]: the command line;
 //! - [`embedded`]: the no-services run (in-process Kafka and producer);
 //! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics;
+//! - [`route`]: an exchange that passes whole containers where it can;
 //! - [`runs`]: sorted runs, what dedup hands the window and daily aggregates instead of one
 //!   update per event.
 #![deny(missing_docs)]
@@ -16,5 +17,6 @@ pub mod embedded;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;
+pub mod route;
 pub mod runs;
 pub mod stats;

@@ -36,7 +36,6 @@ use connectors::schema::{EventTime, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_
 use connectors::sink::commit::pending_path;
 use connectors::sink::tables::{encode_parquet, partition_path};
 use connectors::sink::{Table, TableStore};
-use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
@@ -150,12 +149,12 @@ pub trait WriteTable<'s, R> {
 
 impl<'s, R> WriteTable<'s, R> for StreamVec<'s, u64, R>
 where
-    R: Table + timely::ExchangeData + Send,
+    R: Table + timely::ExchangeData + Clone + Send,
 {
     fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)> {
         let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
         let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
-        let exchange = Exchange::new(move |r: &R| period(r) as u64);
+        let exchange = crate::route::whole_containers(move |r: &R| period(r) as u64);
         // Per period, the containers of rows received with their time (whole containers are
         // kept, as they usually hold one period, so rows are not moved one by one).
         let mut buffered: BTreeMap<i64, Vec<(u64, Vec<R>)>> = BTreeMap::new();

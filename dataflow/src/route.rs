@@ -1,0 +1,119 @@
+//! Routing records to workers a container at a time where the container allows it.
+//!
+//! Timely's [`Exchange`](timely::dataflow::channels::pact::Exchange) pact moves every record
+//! into a buffer per target worker, one by one. Some streams arrive already grouped: dedup
+//! emits a minute's rows in one session, and a minute lies in one hour, so a container of
+//! `events` rows usually goes, whole, to the worker of its hour. [`whole_containers`] is the
+//! same exchange (the same record goes to the same worker: `hash % workers`) that first checks
+//! whether every record of a container goes to one worker and then hands over the container
+//! itself, without copying its records; any other container is split record by record.
+
+use timely::communication::Push;
+use timely::container::{CapacityContainerBuilder, ContainerBuilder, PushInto};
+use timely::dataflow::channels::pact::DistributorPact;
+use timely::dataflow::channels::pushers::exchange::Distributor;
+use timely::dataflow::channels::Message;
+use timely::progress::Stamp;
+
+/// A [`Distributor`] that routes each record by `hash(record) % workers`, passing a container
+/// whose records all go to one worker on whole.
+pub struct WholeContainers<D, H> {
+    builders: Vec<CapacityContainerBuilder<Vec<D>>>,
+    hash: H,
+}
+
+impl<D: Clone + 'static, H: FnMut(&D) -> u64> Distributor<Vec<D>> for WholeContainers<D, H> {
+    fn partition<T: Clone, P: Push<Message<T, Vec<D>>>>(
+        &mut self,
+        container: &mut Vec<D>,
+        stamp: &Stamp<T>,
+        pushers: &mut [P],
+    ) {
+        let workers = pushers.len() as u64;
+        let hash = &mut self.hash;
+        let mut target = |d: &D| (hash(d) % workers) as usize;
+        if let Some(first) = container.first().map(&mut target) {
+            if container[1..].iter().all(|d| target(d) == first) {
+                Message::push_at(container, stamp.clone(), &mut pushers[first]);
+                return;
+            }
+        }
+        for d in container.drain(..) {
+            let t = target(&d);
+            self.builders[t].push_into(d);
+            while let Some(produced) = self.builders[t].extract() {
+                Message::push_at(produced, stamp.clone(), &mut pushers[t]);
+            }
+        }
+    }
+
+    fn flush<T: Clone, P: Push<Message<T, Vec<D>>>>(&mut self, stamp: &Stamp<T>, pushers: &mut [P]) {
+        for (builder, pusher) in self.builders.iter_mut().zip(pushers.iter_mut()) {
+            while let Some(container) = builder.finish() {
+                Message::push_at(container, stamp.clone(), pusher);
+            }
+        }
+    }
+
+    fn relax(&mut self) {
+        for builder in &mut self.builders {
+            builder.relax();
+        }
+    }
+}
+
+/// The pact that routes each record to worker `hash(record) % workers`, whole containers
+/// where they allow it (see the module header).
+pub type WholeContainersPact<D, H> = DistributorPact<Box<dyn FnOnce(usize) -> WholeContainers<D, H>>>;
+
+/// Routes each record to worker `hash(record) % workers`, whole containers where they allow it.
+pub fn whole_containers<D: Clone + 'static, H: FnMut(&D) -> u64 + 'static>(hash: H) -> WholeContainersPact<D, H> {
+    DistributorPact(Box::new(move |workers| WholeContainers {
+        builders: std::iter::repeat_with(Default::default).take(workers).collect(),
+        hash,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use timely::dataflow::operators::{Concat, Operator, ToStream};
+
+    use super::whole_containers;
+
+    /// Under 1, 2 and 3 workers, every record arrives once, at worker `hash % workers`, whether
+    /// its container goes whole (all records to one worker) or is split.
+    #[test]
+    fn every_record_reaches_its_worker_once() {
+        for workers in [1, 2, 3] {
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&got);
+            timely::execute(timely::Config::process(workers), move |worker| {
+                let (me, sink) = (worker.index(), Arc::clone(&sink));
+                worker.dataflow::<u64, _, _>(|scope| {
+                    // Worker w sends a container of multiples of 3 plus w (one target when
+                    // workers = 3), then a mixed one.
+                    let uniform: Vec<u64> = (0..50).map(|i| 3 * i + me as u64).collect();
+                    let mixed: Vec<u64> = (1000..1040).map(|i| i + 100 * me as u64).collect();
+                    let sent = uniform.into_iter().to_stream(scope).concat(mixed.into_iter().to_stream(scope));
+                    sent.sink(whole_containers(|x: &u64| *x), "Collect", move |(input, _frontier)| {
+                        input.for_each(|_, data| sink.lock().unwrap().extend(data.drain(..).map(|x| (me, x))));
+                    });
+                });
+            })
+            .expect("the dataflow runs");
+            let mut got = got.lock().unwrap().clone();
+            for &(at, x) in &got {
+                assert_eq!(at as u64, x % workers as u64, "{x} at worker {at} of {workers}");
+            }
+            let mut values: Vec<u64> = got.drain(..).map(|(_, x)| x).collect();
+            values.sort_unstable();
+            let mut expected: Vec<u64> = (0..workers as u64)
+                .flat_map(|w| (0..50).map(move |i| 3 * i + w).chain((1000..1040).map(move |i| i + 100 * w)))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(values, expected, "{workers} workers");
+        }
+    }
+}
