@@ -61,46 +61,74 @@ impl<T: Ord + Copy> Run<T> {
 /// as one sorted sequence of distinct values with their total multiplicity; values whose
 /// total is not positive are left out. Runs are merged two at a time, always the two
 /// shortest, so a long run meets the short ones once, after they are merged among
-/// themselves: `O(n log k)` for `k` runs of `n` values in all.
+/// themselves: `O(n log k)` for `k` runs of `n` values in all. The runs are read in place
+/// (not copied first), so a long run is read once, by the merge that meets it.
 pub fn merge<'a, T: Ord + Copy + 'a>(runs: impl IntoIterator<Item = (&'a Run<T>, i64)>) -> Vec<(T, i64)> {
-    let mut parts: Vec<Vec<(T, i64)>> =
-        runs.into_iter().map(|(r, w)| r.0.iter().map(|&(v, n)| (v, n as i64 * w)).collect()).collect();
+    let mut parts: Vec<Part<'a, T>> = runs.into_iter().map(|(r, w)| Part::Run(&r.0, w)).collect();
     // Longest first, so the two shortest are at the end.
     parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
     while parts.len() > 1 {
         let (b, a) = (parts.pop().expect("two parts"), parts.pop().expect("two parts"));
-        let merged = merge_two(&a, &b);
+        let merged = Part::Merged(merge_two(&a, &b));
         let at = parts.partition_point(|p| p.len() >= merged.len());
         parts.insert(at, merged);
     }
-    let mut out = parts.pop().unwrap_or_default();
+    let mut out = match parts.pop() {
+        None => Vec::new(),
+        Some(Part::Merged(v)) => v,
+        Some(run) => (0..run.len()).map(|i| run.get(i)).collect(),
+    };
     out.retain(|&(_, n)| n > 0);
     out
 }
 
+/// A run to merge, with its weight, or the result of merging some.
+enum Part<'a, T> {
+    Run(&'a [(T, u64)], i64),
+    Merged(Vec<(T, i64)>),
+}
+
+impl<T: Copy> Part<'_, T> {
+    fn len(&self) -> usize {
+        match self {
+            Part::Run(r, _) => r.len(),
+            Part::Merged(v) => v.len(),
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> (T, i64) {
+        match self {
+            Part::Run(r, w) => (r[i].0, r[i].1 as i64 * w),
+            Part::Merged(v) => v[i],
+        }
+    }
+}
+
 /// Two sorted sequences of distinct values as one, multiplicities of equal values added.
-fn merge_two<T: Ord + Copy>(a: &[(T, i64)], b: &[(T, i64)]) -> Vec<(T, i64)> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
+fn merge_two<T: Ord + Copy>(a: &Part<'_, T>, b: &Part<'_, T>) -> Vec<(T, i64)> {
+    let (n, m) = (a.len(), b.len());
+    let mut out = Vec::with_capacity(n + m);
     let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
+    while i < n && j < m {
+        let (x, y) = (a.get(i), b.get(j));
+        match x.0.cmp(&y.0) {
             std::cmp::Ordering::Less => {
-                out.push(a[i]);
+                out.push(x);
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                out.push(b[j]);
+                out.push(y);
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
-                out.push((a[i].0, a[i].1 + b[j].1));
+                out.push((x.0, x.1 + y.1));
                 i += 1;
                 j += 1;
             }
         }
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend((i..n).map(|i| a.get(i)));
+    out.extend((j..m).map(|j| b.get(j)));
     out
 }
 
