@@ -538,21 +538,45 @@ mod tests {
         let ids = ["0b0d8c1e-5f5e-4c39-9d5a-1f6a3c2b9e11", "0B0D8C1E-5F5E-4C39-9D5A-1F6A3C2B9E11", "id-\u{00e9}", ""];
         let devices = ["device-001", "capteur-\u{00e9}t\u{00e9}-\u{1f321}", ""];
         let types = ["temperature", "temperature", "light", "motion", "thermometer"];
-        let times = ["2025-11-08T18:23:45.123Z", "2025-11-08T18:23:45Z", "2025-11-08T18:23:45+02:00", "1969-12-31T23:59:59Z", "2025-13-08T00:00:00Z"];
+        let times = [
+            "2025-11-08T18:23:45.123Z",
+            "2025-11-08T18:23:45Z",
+            "2025-11-08T18:23:45+02:00",
+            "1969-12-31T23:59:59Z",
+            "2025-13-08T00:00:00Z",
+        ];
         let statuses = ["normal", "critical", "warning", "ok"];
         let metas = ["zone-A", "v1.0.0", "", "\u{1f321}"];
         let (mut hits, mut total, mut valid) = (0, 0, 0);
         for _ in 0..20_000 {
             let mut number = || {
-                let int = match next(4) { 0 => "0".to_owned(), 1 => next(10).to_string(), _ => next(1 << 40).to_string() };
+                let int = match next(4) {
+                    0 => "0".to_owned(),
+                    1 => next(10).to_string(),
+                    _ => next(1 << 40).to_string(),
+                };
                 let frac: String = (0..1 + next(20)).map(|_| char::from(b'0' + next(10) as u8)).collect();
                 let sign = if next(5) == 0 { "-" } else { "" };
-                match next(12) { 0 => format!("{sign}{int}"), 1 => format!("{sign}{int}.{frac}e{}", next(30)), 2 => format!("{sign}0{int}.{frac}"), _ => format!("{sign}{int}.{frac}") }
+                match next(12) {
+                    0 => format!("{sign}{int}"),
+                    1 => format!("{sign}{int}.{frac}e{}", next(30)),
+                    2 => format!("{sign}0{int}.{frac}"),
+                    _ => format!("{sign}{int}.{frac}"),
+                }
             };
             let (duration, value) = (number(), number());
-            let mut pick = |pool: &[&'static str]| pool[if next(10) < 8 { 0 } else { next(pool.len() as u64) as usize }];
-            let line = format!(r#"{{"event_id":"{}","device_id":"{}","device_type":"{}","timestamp":"{}","event_duration":{duration},"value":{value},"status":"{}","metadata":{{"location":"{}","firmware":"{}"}}}}"#,
-                pick(&ids), pick(&devices), pick(&types), pick(&times), pick(&statuses), pick(&metas), pick(&metas));
+            let mut pick =
+                |pool: &[&'static str]| pool[if next(10) < 8 { 0 } else { next(pool.len() as u64) as usize }];
+            let line = format!(
+                r#"{{"event_id":"{}","device_id":"{}","device_type":"{}","timestamp":"{}","event_duration":{duration},"value":{value},"status":"{}","metadata":{{"location":"{}","firmware":"{}"}}}}"#,
+                pick(&ids),
+                pick(&devices),
+                pick(&types),
+                pick(&times),
+                pick(&statuses),
+                pick(&metas),
+                pick(&metas)
+            );
             let serde = parse_json(&line);
             if let Some(fields) = canonical(&line) {
                 hits += 1;
