@@ -24,7 +24,7 @@ use arrow_array::{
 use crate::table::{open_store, path_date, Columns, DateRange, Table};
 
 /// The tables the engine writes.
-pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
+pub use connectors::sink::TABLE_NAMES as TABLES;
 
 /// What differs between two outputs.
 #[derive(Debug, Default)]

@@ -24,15 +24,15 @@ pub struct Counters {
     /// Messages read again after a restart whose rows were already committed.
     pub replayed: AtomicU64,
     /// Rows written per table: events, windows, daily_p95, late, rejected.
-    pub rows_written: [AtomicU64; 5],
+    pub rows_written: [AtomicU64; TABLE_NAMES.len()],
     /// Part files written (all tables).
     pub files_written: AtomicU64,
     /// Bytes of part files written (all tables).
     pub bytes_written: AtomicU64,
     /// Part files written per table (indexed like `rows_written`).
-    pub table_files: [AtomicU64; 5],
+    pub table_files: [AtomicU64; TABLE_NAMES.len()],
     /// Bytes written per table (indexed like `rows_written`).
-    pub table_bytes: [AtomicU64; 5],
+    pub table_bytes: [AtomicU64; TABLE_NAMES.len()],
     /// Each partition's event-time watermark in microseconds, as last seen by its reader.
     pub partition_watermarks: std::sync::Mutex<std::collections::BTreeMap<u32, i64>>,
     /// Whether each open partition of this process is idle (see the source operator).
@@ -81,20 +81,23 @@ impl Counters {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().map(|c| c.load(Relaxed)).sum()
     }
+    /// The least watermark (microseconds, 0 for a partition without one yet) over the
+    /// partitions of this process that are open and not idle, as the workers last published
+    /// them: what holds the process's frontier back (the source operator's live frontier, the
+    /// metrics' frontier delay). `None` if every open partition is idle, or none is open.
+    /// Values may be a little stale, which only makes them smaller (watermarks only grow).
+    pub fn least_active_watermark(&self) -> Option<i64> {
+        let (marks, idle) = (self.partition_watermarks.lock().ok()?, self.partition_idle.lock().ok()?);
+        idle.iter().filter(|(_, idle)| !**idle).map(|(p, _)| marks.get(p).copied().unwrap_or(0).max(0)).min()
+    }
 }
 
-/// The tables in the order of [`Counters::rows_written`].
-pub const TABLE_NAMES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
+/// The tables in the order of [`Counters::rows_written`] (the list is `connectors`').
+pub use connectors::sink::TABLE_NAMES;
 
-/// Index of each table in [`Counters::rows_written`].
+/// Index of table `name` in [`Counters::rows_written`]; every table the engine writes has one.
 pub fn table_index(name: &str) -> usize {
-    match name {
-        "events" => 0,
-        "windows" => 1,
-        "daily_p95" => 2,
-        "late" => 3,
-        _ => 4,
-    }
+    TABLE_NAMES.iter().position(|t| *t == name).unwrap_or_else(|| unreachable!("{name} is not in TABLE_NAMES"))
 }
 
 /// Peak resident set size of this process in bytes (`VmHWM`), if the OS reports it.

@@ -14,7 +14,7 @@ use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;
-use dataflow::counters::TABLE_NAMES;
+use dataflow::counters::{table_index, TABLE_NAMES};
 use dataflow::embedded;
 use dataflow::metrics::{serve, EngineMetrics};
 use dataflow::operators::source::{Resume, SourceConfig};
@@ -261,8 +261,8 @@ fn spawn_progress(counters: Arc<Counters>, done: Arc<AtomicBool>) -> std::thread
                 counters.rejected_total(),
                 counters.late.load(Relaxed),
                 counters.duplicates.load(Relaxed),
-                rows[1].load(Relaxed),
-                rows[2].load(Relaxed),
+                rows[table_index("windows")].load(Relaxed),
+                rows[table_index("daily_p95")].load(Relaxed),
             ));
         }
         say(format_args!("\n"));

@@ -13,7 +13,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::counters::{Counters, TABLE_NAMES};
+use crate::counters::{table_index, Counters, TABLE_NAMES};
 
 /// Metric names, each with its type and labels.
 pub mod names {
@@ -206,8 +206,8 @@ impl EngineMetrics {
         }
         catch_up(&self.duplicates, c.duplicates.load(Relaxed));
         catch_up(&self.late, c.late.load(Relaxed));
-        catch_up(&self.windows, c.rows_written[1].load(Relaxed));
-        catch_up(&self.days, c.rows_written[2].load(Relaxed));
+        catch_up(&self.windows, c.rows_written[table_index("windows")].load(Relaxed));
+        catch_up(&self.days, c.rows_written[table_index("daily_p95")].load(Relaxed));
         for (i, t) in TABLE_NAMES.iter().enumerate() {
             catch_up(&self.rows.with_label_values(&[t]), c.rows_written[i].load(Relaxed));
             catch_up(&self.files.with_label_values(&[t]), c.table_files[i].load(Relaxed));
@@ -220,12 +220,12 @@ impl EngineMetrics {
             for (p, i) in idle.iter() {
                 self.idle.with_label_values(&[&p.to_string()]).set(f64::from(u8::from(*i)));
             }
-            // The frontier follows the partitions that are not idle.
-            let is_idle = |p: &u32| idle.get(p).copied().unwrap_or(false);
-            if let Some(least) = marks.iter().filter(|(p, _)| !is_idle(p)).map(|(_, w)| w).min() {
-                let now = chrono::Utc::now().timestamp_micros();
-                self.frontier_delay.set((now - least) as f64 / 1e6);
-            }
+        }
+        // The frontier follows the open partitions that are not idle; until each has an event
+        // there is no delay to report.
+        if let Some(least) = c.least_active_watermark().filter(|&w| w > 0) {
+            let now = chrono::Utc::now().timestamp_micros();
+            self.frontier_delay.set((now - least) as f64 / 1e6);
         }
         self.last_epoch.set(c.last_epoch.load(Relaxed) as i64);
         self.last_commit.set(c.last_commit_micros.load(Relaxed) as f64 / 1e6);

@@ -49,6 +49,16 @@ pub trait Table: Sized {
     fn sort_key(&self) -> Self::SortKey;
 }
 
+/// Every table the engine writes, by name, in the order its counters and reports use: the
+/// one list of them (each name is its row type's [`Table::NAME`]).
+pub const TABLE_NAMES: [&str; 5] = [
+    <EventRow as Table>::NAME,
+    <WindowRow as Table>::NAME,
+    <DailyRow as Table>::NAME,
+    <LateRow as Table>::NAME,
+    <RejectedRow as Table>::NAME,
+];
+
 /// The hive partition folder (`year=YYYY/month=MM/day=DD[/hour=HH]`) of an instant.
 pub fn partition_path(t: EventTime, daily: bool) -> String {
     let micros = t.micros();

@@ -362,7 +362,7 @@ pub fn partition_source<'s>(
                 Some(least) => least,
                 // Every open partition of this worker is idle: follow the process's active ones
                 // (none active in the process: hold).
-                None => process_active_least(&counters).unwrap_or(0),
+                None => counters.least_active_watermark().unwrap_or(0),
             };
             counters.watermark_micros.fetch_max(least, Relaxed);
             let minute = connectors::schema::EventTime(least).minute();
@@ -393,14 +393,6 @@ pub fn partition_source<'s>(
         }
     });
     Ok(SourceStreams { accepted, late, rejected, resume_points })
-}
-
-/// The least watermark (microseconds, 0 if one has none yet) over the partitions of this
-/// process that are open and not idle, as the workers last published them; `None` if there is
-/// none. Values may be a little stale, which only makes them smaller (watermarks only grow).
-fn process_active_least(counters: &Counters) -> Option<i64> {
-    let (marks, idle) = (counters.partition_watermarks.lock().ok()?, counters.partition_idle.lock().ok()?);
-    idle.iter().filter(|(_, idle)| !**idle).map(|(p, _)| marks.get(p).copied().unwrap_or(0).max(0)).min()
 }
 
 /// Refiles a record of a partition discovered after the frontier passed its minute (see the

@@ -39,7 +39,7 @@ pub enum Cell {
 pub type Rows = Vec<Vec<Cell>>;
 
 /// The five tables.
-pub const TABLES: [&str; 5] = ["events", "windows", "daily_p95", "late", "rejected"];
+pub use connectors::sink::TABLE_NAMES as TABLES;
 
 /// Writes generated partition files to `dir`: `count` events at `rate` per second from
 /// `start` (RFC 3339) over 3 partitions, with 3 % duplicates and 1 % each of late, invalid and
