@@ -62,8 +62,9 @@ struct KafkaArgs {
     /// Record compression: none, gzip, snappy, lz4, zstd.
     #[arg(long, default_value = "none")]
     compression: String,
-    /// Any librdkafka property, e.g. security.protocol=SASL_SSL (repeatable).
-    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    /// Any librdkafka property, e.g. security.protocol=SASL_SSL (repeatable); a value
+    /// @file:PATH or @env:NAME is read from that file or environment variable (for secrets).
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE", value_parser = connectors::kafka::resolve_option)]
     kafka_options: Vec<(String, String)>,
 }
 
@@ -119,12 +120,6 @@ struct GenerateArgs {
     kafka: KafkaArgs,
     #[command(flatten)]
     common: CommonArgs,
-}
-
-fn parse_option(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 fn kafka_config(args: &KafkaArgs) -> anyhow::Result<KafkaConfig> {
