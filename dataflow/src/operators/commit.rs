@@ -1,5 +1,8 @@
 //! The committer: turns the files the sinks wrote into committed epochs.
 //!
+//! Files: this one (the operator and the epoch protocol), `commit/compact.rs` (merging closed
+//! hours), `commit/fold.rs` (folding the records), `commit/latency.rs` (window latency).
+//!
 //! The protocol (pending names, commit records, recovery, resume points) is explained in
 //! `connectors::sink::commit`. This operator is its dataflow half:
 //!
@@ -22,6 +25,8 @@
 //!   `connectors::sink::commit`, "Compact"). An hour's files are final once the frontier
 //!   passes its end: every row in an hour folder has a time within that hour. Minute files
 //!   committed by an earlier run are compacted too. `daily_p95` (one file a day) is not;
+//! - folding the commit records into a base every `--commit-fold-every` epochs;
+//! - measuring each window file's commit latency (live runs);
 //! - a store error is fatal: the process exits and the next start recovers (a commit is
 //!   either recorded, and then rolled forward, or it never happened).
 
@@ -33,9 +38,7 @@ use std::collections::BTreeMap;
 
 use std::collections::HashSet;
 
-use connectors::sink::commit::{
-    commit, fold, pending_path, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION,
-};
+use connectors::sink::commit::{commit, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -43,7 +46,13 @@ use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
 
-use super::sink::live_file;
+mod compact;
+mod fold;
+mod latency;
+
+use compact::{merge_folder, minute_file};
+use fold::Folder;
+use latency::record_window_latencies;
 
 /// What the committer hears about.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -89,102 +98,6 @@ pub struct CommitConfig {
     pub fold_every: u64,
     /// Set when a live run is stopping (Ctrl-C).
     pub stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-/// The committed and replaced names so far, and folding them into a base record.
-struct Folder {
-    committed: HashSet<String>,
-    replaced: HashSet<String>,
-    every: u64,
-}
-
-impl Folder {
-    /// Notes a record just committed; folds when its epoch is due. A failure is only logged:
-    /// the records stay readable, there are just more of them.
-    fn committed(&mut self, records: &CheckpointStore, record: &CommitRecord) {
-        self.committed.extend(record.files.iter().cloned());
-        self.replaced.extend(record.replaced.iter().cloned());
-        if self.every > 0 && record.epoch.is_multiple_of(self.every) {
-            match fold(records, record.epoch, &self.committed, &self.replaced) {
-                Ok(()) => tracing::info!(
-                    epoch = record.epoch,
-                    files = self.committed.len(),
-                    "folded the commit records into a base"
-                ),
-                Err(e) => {
-                    tracing::warn!(epoch = record.epoch, error = %e, "cannot fold the commit records (will retry at the next fold)")
-                }
-            }
-        }
-    }
-}
-
-/// The hour folder and the end (minute) of that hour of a live minute file
-/// (`<table>/…/hour=HH/part-m<minute>-NNN.parquet`), for the tables that compaction merges.
-fn minute_file(path: &str) -> Option<(&str, u64)> {
-    let (folder, _) = path.rsplit_once('/')?;
-    if path.starts_with("daily_p95/") {
-        return None;
-    }
-    let (minute, _) = live_file(path)?;
-    Some((folder, (minute / 60 + 1) * 60))
-}
-
-/// Merges the committed minute files of `folder` (see the module header); returns the merged
-/// files written under their pending names and the files they replace.
-fn merge_folder(
-    store: &dyn TableStore,
-    folder: &str,
-    rows_per_file: usize,
-) -> anyhow::Result<(Vec<String>, Vec<String>)> {
-    use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
-    let mut inputs: Vec<((u64, u64), String)> = Vec::new();
-    for path in store.list(folder)? {
-        let Some(name) = path.strip_prefix(folder).map(|n| n.trim_start_matches('/')) else { continue };
-        if name.contains('/') || !name.ends_with(".parquet") {
-            continue;
-        }
-        if name.starts_with("part-c") {
-            anyhow::bail!("{folder} already holds a merged file ({name})");
-        }
-        if let Some(key) = live_file(&path) {
-            inputs.push((key, path.clone()));
-        }
-    }
-    // Minute order, then file index (names compare by the number, not as text).
-    inputs.sort();
-    let inputs: Vec<String> = inputs.into_iter().map(|(_, path)| path).collect();
-    if inputs.len() < 2 {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut batches = Vec::new();
-    for path in &inputs {
-        let bytes = store.get(path)?.ok_or_else(|| anyhow::anyhow!("{path} disappeared"))?;
-        batches.extend(decode_parquet(bytes)?);
-    }
-    // Cut the rows, in order, into files of at most `rows_per_file` rows.
-    let mut files = vec![Vec::new()];
-    let mut rows_in_last = 0;
-    for batch in batches {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            if rows_in_last == rows_per_file.max(1) {
-                files.push(Vec::new());
-                rows_in_last = 0;
-            }
-            let take = (batch.num_rows() - offset).min(rows_per_file.max(1) - rows_in_last);
-            files.last_mut().expect("one file at least").push(batch.slice(offset, take));
-            rows_in_last += take;
-            offset += take;
-        }
-    }
-    let mut merged = Vec::new();
-    for (i, file) in files.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
-        let path = format!("{folder}/part-c{i:05}.parquet");
-        store.put(&pending_path(&path), &encode_parquet_batches(file)?)?;
-        merged.push(path);
-    }
-    Ok((merged, inputs))
 }
 
 /// Commits the reported files; see the module header.
@@ -312,29 +225,4 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             }
         }
     });
-}
-
-/// Live runs: for each window file just committed (`windows/…/part-m<minute>-NNN.parquet`,
-/// one minute each), the processing time since the source frontier passed the window's end,
-/// which is when its row became final. Bounded runs write hour files and record nothing.
-fn record_window_latencies(c: &Counters, files: &[String]) {
-    let now = Instant::now();
-    let Ok(mut reached) = c.frontier_reached.lock() else { return };
-    let mut latencies = Vec::new();
-    let mut newest = None;
-    for file in files.iter().filter(|f| f.starts_with("windows/")) {
-        let Some((minute, _)) = live_file(file) else { continue };
-        if let Some((_, at)) = reached.range(minute + 1..).next() {
-            latencies.push(now.saturating_duration_since(*at).as_secs_f64());
-            newest = newest.max(Some(minute + 1));
-        }
-    }
-    // Frontier values below the newest window end committed are not needed again.
-    if let Some(n) = newest {
-        *reached = reached.split_off(&n);
-    }
-    drop(reached);
-    if let Ok(mut all) = c.window_latencies.lock() {
-        all.extend(latencies);
-    }
 }
