@@ -9,9 +9,10 @@ mod common;
 
 use analytics::table::{DateRange, Table};
 use common::{write_table, DAY0};
+use connectors::schema::EventRow;
 use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
 use connectors::sink::object::open;
-use connectors::sink::{DailyRow, EventRow, TableStore, WindowRow};
+use connectors::sink::{DailyRow, TableStore, WindowRow};
 
 fn events() -> Vec<EventRow> {
     let types = [DeviceType::Temperature, DeviceType::Light];

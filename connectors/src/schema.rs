@@ -19,6 +19,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::parse::RejectReason;
+
 /// Microseconds in one second.
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 /// Microseconds in one minute.
@@ -331,6 +333,42 @@ impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "partition {} offset {}", self.partition, self.offset)
     }
+}
+
+// The rows the source produces from messages: what the `events`, `late` and `rejected`
+// tables hold (their Parquet layout is `crate::sink::tables`').
+
+/// An accepted, deduplicated event and where it was read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    /// Partition and offset of the first copy.
+    pub position: Position,
+    /// The event.
+    pub event: OwnedEvent,
+}
+
+/// A valid event that arrived behind its partition's watermark.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LateRow {
+    /// Partition and offset of the message.
+    pub position: Position,
+    /// The event.
+    pub event: OwnedEvent,
+    /// The partition's watermark when it arrived (its event time was strictly earlier).
+    pub watermark: EventTime,
+}
+
+/// A message that failed validation, kept byte for byte.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RejectedRow {
+    /// Partition and offset of the message.
+    pub position: Position,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+    /// The message bytes.
+    pub raw: Vec<u8>,
+    /// The partition's watermark on arrival (clamped to the epoch); names the hive partition.
+    pub filed_under: EventTime,
 }
 
 #[cfg(test)]

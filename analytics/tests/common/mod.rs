@@ -7,9 +7,10 @@ use std::path::Path;
 
 use analytics::table::Table;
 
+use connectors::schema::EventRow;
 use connectors::schema::{DeviceType, Event, EventTime, Position, Status, MICROS_PER_DAY};
 use connectors::sink::tables::{encode_parquet, partition_path};
-use connectors::sink::{EventRow, LocalStore, TableStore};
+use connectors::sink::{LocalStore, TableStore};
 
 /// 2025-11-03, in days since 1970-01-01.
 pub const DAY0: i64 = 20_395;

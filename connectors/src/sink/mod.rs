@@ -19,4 +19,4 @@ pub mod store;
 pub mod tables;
 
 pub use store::{LocalStore, StoreError, TableStore};
-pub use tables::{DailyRow, EventRow, LateRow, RejectedRow, Table, WindowRow, DAILY_MIN_EVENTS, TABLE_NAMES};
+pub use tables::{DailyRow, Table, WindowRow, DAILY_MIN_EVENTS, TABLE_NAMES};

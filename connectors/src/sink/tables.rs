@@ -1,4 +1,6 @@
-//! The five output tables: their rows, Arrow schemas, hive partitions and Parquet encoding.
+//! The five output tables: their rows' Arrow schemas, hive partitions and Parquet encoding
+//! (the source's rows, `EventRow`, `LateRow` and `RejectedRow`, are defined with the event in
+//! [`crate::schema`]; the aggregates' rows here).
 //!
 //! | table | one row per | partitioned by the hour of |
 //! |---|---|---|
@@ -28,8 +30,10 @@ use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::civil_from_days;
-use crate::parse::RejectReason;
-use crate::schema::{DeviceType, EventTime, OwnedEvent, Position, MICROS_PER_DAY, MICROS_PER_HOUR, UUID_LEN};
+use crate::schema::{
+    DeviceType, EventRow, EventTime, LateRow, OwnedEvent, Position, RejectedRow, MICROS_PER_DAY, MICROS_PER_HOUR,
+    UUID_LEN,
+};
 
 /// A row type of one output table.
 pub trait Table: Sized {
@@ -69,39 +73,6 @@ pub fn partition_path(t: EventTime, daily: bool) -> String {
         let h = micros.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR;
         format!("year={y:04}/month={m:02}/day={d:02}/hour={h:02}")
     }
-}
-
-/// An accepted, deduplicated event and where it was read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventRow {
-    /// Partition and offset of the first copy.
-    pub position: Position,
-    /// The event.
-    pub event: OwnedEvent,
-}
-
-/// A valid event that arrived behind its partition's watermark.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LateRow {
-    /// Partition and offset of the message.
-    pub position: Position,
-    /// The event.
-    pub event: OwnedEvent,
-    /// The partition's watermark when it arrived (its event time was strictly earlier).
-    pub watermark: EventTime,
-}
-
-/// A message that failed validation, kept byte for byte.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct RejectedRow {
-    /// Partition and offset of the message.
-    pub position: Position,
-    /// Why it was rejected.
-    pub reason: RejectReason,
-    /// The message bytes.
-    pub raw: Vec<u8>,
-    /// The partition's watermark on arrival (clamped to the epoch); names the hive partition.
-    pub filed_under: EventTime,
 }
 
 /// Statistics of one 1-minute tumbling window `[window_start, window_start + 60 s)` of one type.

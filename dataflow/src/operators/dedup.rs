@@ -30,8 +30,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use connectors::schema::EventRow;
 use connectors::schema::{DeviceType, EventId, EventTime, Position};
-use connectors::sink::EventRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
 use rustc_hash::FxHashMap;

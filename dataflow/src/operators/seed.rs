@@ -21,9 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use connectors::calendar::DAY_MINUTES;
+use connectors::schema::EventRow;
 use connectors::schema::{EventTime, MICROS_PER_HOUR, MICROS_PER_MINUTE};
 use connectors::sink::tables::{decode_events, partition_path};
-use connectors::sink::{EventRow, TableStore};
+use connectors::sink::TableStore;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};

@@ -62,9 +62,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use connectors::schema::{EventRow, LateRow, RejectedRow};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
-use connectors::sink::{EventRow, LateRow, RejectedRow};
 use connectors::source::{PollStatus, Source};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;

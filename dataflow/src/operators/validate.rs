@@ -8,8 +8,8 @@
 //! fixes: validate, then lateness, then dedup.
 
 use connectors::parse::RejectReason;
+use connectors::schema::{EventRow, LateRow, RejectedRow};
 use connectors::schema::{EventTime, OwnedEvent, Position};
-use connectors::sink::{EventRow, LateRow, RejectedRow};
 
 use super::lateness::{Lateness, PartitionWatermark};
 
