@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use connectors::kafka::{KafkaConfig, KafkaSource};
-use connectors::sink::{commit, object};
+use connectors::sink::{commit, object, DailyRow, Table, WindowRow};
 use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
@@ -261,8 +261,8 @@ fn spawn_progress(counters: Arc<Counters>, done: Arc<AtomicBool>) -> std::thread
                 counters.rejected_total(),
                 counters.late.load(Relaxed),
                 counters.duplicates.load(Relaxed),
-                rows[table_index("windows")].load(Relaxed),
-                rows[table_index("daily_p95")].load(Relaxed),
+                rows[table_index(WindowRow::NAME)].load(Relaxed),
+                rows[table_index(DailyRow::NAME)].load(Relaxed),
             ));
         }
         say(format_args!("\n"));

@@ -13,6 +13,8 @@ use prometheus::{
     TextEncoder,
 };
 
+use connectors::sink::{DailyRow, Table, WindowRow};
+
 use crate::counters::{table_index, Counters, TABLE_NAMES};
 
 /// Metric names, each with its type and labels.
@@ -206,8 +208,8 @@ impl EngineMetrics {
         }
         catch_up(&self.duplicates, c.duplicates.load(Relaxed));
         catch_up(&self.late, c.late.load(Relaxed));
-        catch_up(&self.windows, c.rows_written[table_index("windows")].load(Relaxed));
-        catch_up(&self.days, c.rows_written[table_index("daily_p95")].load(Relaxed));
+        catch_up(&self.windows, c.rows_written[table_index(WindowRow::NAME)].load(Relaxed));
+        catch_up(&self.days, c.rows_written[table_index(DailyRow::NAME)].load(Relaxed));
         for (i, t) in TABLE_NAMES.iter().enumerate() {
             catch_up(&self.rows.with_label_values(&[t]), c.rows_written[i].load(Relaxed));
             catch_up(&self.files.with_label_values(&[t]), c.table_files[i].load(Relaxed));

@@ -13,7 +13,7 @@
 //! on time if its event time were more than the horizon after the first (a byte copy of it
 //! would be late and never reach dedup), so memory is bounded by the ids of the last two
 //! horizons of event time, not by the length of the stream: ids are held in two generations
-//! of one horizon each (by the minute they were kept at), and a generation is dropped whole
+//! of one horizon each (by the minute they were kept at), and a generation is cleared whole
 //! once every id in it is forgotten, so no id is ever visited to be forgotten. Ids that are canonical UUIDs are held as 128-bit numbers ([`EventId::Uuid`]).
 //!
 //! After a restart, a second input brings back the events committed before the checkpoint's
@@ -30,8 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use connectors::schema::EventRow;
-use connectors::schema::{DeviceType, EventId, EventTime, Position};
+use connectors::schema::{DeviceType, EventId, EventRow, EventTime, Position};
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
 use rustc_hash::FxHashMap;
