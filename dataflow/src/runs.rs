@@ -8,6 +8,8 @@
 //! statistic computed from it, does not depend on how the events were split into runs, which
 //! is what keeps the results bit-identical for any worker or process count.
 
+use std::sync::Arc;
+
 use connectors::schema::DeviceType;
 
 /// A sorted multiset: distinct values ascending, each with its multiplicity (≥ 1).
@@ -54,6 +56,25 @@ impl<T: Ord + Copy> Run<T> {
             }
         }
         Run(out)
+    }
+}
+
+/// A run held in several places at once without copies: cloning it counts a reference. The
+/// daily p95 keeps each worker's day so far as one and hands the same run to the reduce's
+/// arrangement (a day of durations held once, not twice). Exchanged between processes as
+/// the run itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedRun<T>(pub Arc<Run<T>>);
+
+impl<T: serde::Serialize> serde::Serialize for SharedRun<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for SharedRun<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Run::deserialize(deserializer).map(|run| SharedRun(Arc::new(run)))
     }
 }
 

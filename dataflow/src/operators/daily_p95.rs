@@ -30,7 +30,7 @@ use timely::dataflow::StreamVec;
 use std::sync::Arc;
 
 use crate::counters::Counters;
-use crate::runs::{merge, MinuteRun, Run};
+use crate::runs::{merge, MinuteRun, Run, SharedRun};
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
 /// The least number of distinct accepted events a (date, type) needs to get a row.
@@ -81,7 +81,7 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                 // Per period end: the capability to emit at it, and the runs to replace then.
                 type Period = (Capability<u64>, Vec<(Key, Run<u64>)>);
                 // Per day: the capability to retract at its end, and each type's run so far.
-                type Day = (Capability<u64>, BTreeMap<DeviceType, Run<u64>>);
+                type Day = (Capability<u64>, BTreeMap<DeviceType, SharedRun<u64>>);
                 let mut periods: BTreeMap<u64, Period> = BTreeMap::new();
                 let mut days: BTreeMap<i32, Day> = BTreeMap::new();
                 move |(input, frontier), output| {
@@ -108,9 +108,9 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                         for ((day, ty), runs) in by_key {
                             let so_far = days.get_mut(&day).expect("a day is noted with its first run").1.entry(ty).or_default();
                             let old = std::mem::take(so_far);
-                            let merged = merge(std::iter::once((&old, 1)).chain(runs.iter().map(|r| (r, 1))));
-                            *so_far = Run(merged.into_iter().map(|(v, n)| (v, n as u64)).collect());
-                            if !old.is_empty() {
+                            let merged = merge(std::iter::once((&*old.0, 1)).chain(runs.iter().map(|r| (r, 1))));
+                            *so_far = SharedRun(Arc::new(Run(merged.into_iter().map(|(v, n)| (v, n as u64)).collect())));
+                            if !old.0.is_empty() {
                                 session.give((((day, ty), old), end, -1isize));
                             }
                             session.give((((day, ty), so_far.clone()), end, 1isize));
@@ -123,15 +123,15 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                         }
                         let (day, (cap, types)) = entry.remove_entry();
                         let mut session = output.session(&cap);
-                        for (ty, run) in types.into_iter().filter(|(_, r)| !r.is_empty()) {
+                        for (ty, run) in types.into_iter().filter(|(_, r)| !r.0.is_empty()) {
                             session.give((((day, ty), run), midnight, -1isize));
                         }
                     }
                 }
             })
             .as_collection()
-            .reduce_named("DailyP95", |_key: &(i32, DeviceType), runs: &[(&Run<u64>, isize)], out: &mut Vec<(DailyStats, isize)>| {
-                if let Some(stats) = daily_stats(&merge(runs.iter().map(|&(r, w)| (r, w as i64)))) {
+            .reduce_named("DailyP95", |_key: &(i32, DeviceType), runs: &[(&SharedRun<u64>, isize)], out: &mut Vec<(DailyStats, isize)>| {
+                if let Some(stats) = daily_stats(&merge(runs.iter().map(|&(r, w)| (&*r.0, w as i64)))) {
                     out.push((stats, 1));
                 }
             })
