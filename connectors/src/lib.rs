@@ -5,9 +5,10 @@
 //! - [`calendar`]: RFC 3339 timestamps, day numbers to dates, minutes per day;
 //! - [`partition`]: Kafka's default key partitioner, used by the producer;
 //! - [`source`]: partitioned message sources (the `partition-<p>.jsonl` file source);
-//! - [`kafka`]: the Kafka source (static partition assignment, non-blocking readers), a folder:
-//!   `config.rs` (where and how to reach a topic, `--kafka-option` values from files or the
-//!   environment, shared with the producer) and `source.rs` (the partition readers);
+//! - [`kafka`]: Kafka, a folder: `config.rs` (where and how to reach a topic, `--kafka-option`
+//!   values from files or the environment, shared with the producer), `source.rs` (the
+//!   partition readers: static assignment, non-blocking) and `sink.rs` (the producer's
+//!   writer: topic creation, back-pressure, delivery failures);
 //! - [`sink`]: the Parquet tables the engine writes and the storage they go to.
 #![deny(missing_docs)]
 

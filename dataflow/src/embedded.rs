@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::Context;
+use connectors::kafka::SinkConfig;
 use producer::files::Summary;
-use producer::kafka::KafkaConfig;
 use producer::metrics::ProducerMetrics;
 use producer::GeneratorConfig;
 use rdkafka::mocking::MockCluster;
@@ -59,7 +59,7 @@ pub fn spawn_producer(
         max_message_bytes: args.max_message_bytes,
     };
     generator.validate().map_err(anyhow::Error::msg)?;
-    let kafka = KafkaConfig {
+    let kafka = SinkConfig {
         brokers: brokers.to_owned(),
         topic: args.topic.clone(),
         compression: "none".into(),

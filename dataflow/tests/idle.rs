@@ -64,7 +64,7 @@ fn append(input: &Path, partition: u32, prefix: &str, from: i64, to: i64) -> Vec
 
 /// Sends the staged partition files of `staging` to `topic`, each to its partition.
 fn send(brokers: &str, topic: &str, staging: &Path) {
-    let config = producer::kafka::KafkaConfig {
+    let config = connectors::kafka::SinkConfig {
         brokers: brokers.to_owned(),
         topic: topic.to_owned(),
         compression: "none".into(),

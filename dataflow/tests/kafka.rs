@@ -39,7 +39,7 @@ fn a_bounded_run_over_a_topic_equals_the_run_over_its_files() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let producer_config = producer::kafka::KafkaConfig {
+    let producer_config = connectors::kafka::SinkConfig {
         brokers: brokers.clone(),
         topic: "iot-events".into(),
         compression: "none".into(),
@@ -162,7 +162,7 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     let cluster = MockCluster::new(1).unwrap();
     cluster.create_topic("iot-events", 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let producer_config = producer::kafka::KafkaConfig {
+    let producer_config = connectors::kafka::SinkConfig {
         brokers: brokers.clone(),
         topic: "iot-events".into(),
         compression: "none".into(),

@@ -4,7 +4,8 @@
 //!
 //! - [`generator`]: the deterministic event stream (same seed and flags, same bytes);
 //! - [`files`]: the partition-file sink;
-//! - [`kafka`]: the Kafka sink and `replay` of a folder into a topic;
+//! - [`kafka`]: events into a topic and `replay` of a folder into a topic, through the
+//!   shared Kafka sink (`connectors::kafka::sink`);
 //! - [`metrics`]: the producer's Prometheus metrics and their HTTP endpoint.
 #![deny(missing_docs)]
 

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use connectors::kafka::SinkConfig;
 use producer::files::write_partition_files_with;
-use producer::kafka::{self, KafkaConfig};
+use producer::kafka;
 use producer::metrics::{serve, ProducerMetrics};
 use producer::GeneratorConfig;
 
@@ -122,11 +123,11 @@ struct GenerateArgs {
     common: CommonArgs,
 }
 
-fn kafka_config(args: &KafkaArgs) -> anyhow::Result<KafkaConfig> {
+fn kafka_config(args: &KafkaArgs) -> anyhow::Result<SinkConfig> {
     let brokers = args.brokers.clone().ok_or_else(|| {
         anyhow::anyhow!("no destination: pass --out-dir DIR, or --brokers HOST:PORT (or KAFKA_BROKERS)")
     })?;
-    Ok(KafkaConfig {
+    Ok(SinkConfig {
         brokers,
         topic: args.topic.clone(),
         compression: args.compression.clone(),

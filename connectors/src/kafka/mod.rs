@@ -1,4 +1,5 @@
-//! The Kafka source: a topic's partitions read with librdkafka, each by its own reader.
+//! Kafka: the source (a topic's partitions read with librdkafka, each by its own reader) and
+//! the sink the producer writes with ([`sink`]).
 //!
 //! - **Static assignment.** The engine decides which worker reads which partition; a reader
 //!   `assign()`s exactly its partition at an explicit offset. There is no consumer-group
@@ -23,10 +24,12 @@
 //! [`KafkaConfig`]'s `Debug` prints option names only.
 //!
 //! Files: [`config`] (where and how to reach the topic, option values), [`source`] (the
-//! partition readers).
+//! partition readers), [`sink`] (a producer to chosen partitions, topic creation).
 
 pub mod config;
+pub mod sink;
 pub mod source;
 
 pub use config::{resolve_option, KafkaConfig, StartFrom};
+pub use sink::{KafkaSink, SinkConfig, SinkError};
 pub use source::{KafkaSource, ReaderContext, METADATA_TIMEOUT};
