@@ -87,7 +87,7 @@ pub struct Args {
     /// Where the tables (and the checkpoint, under `_checkpoint/`) go: a path, file://PATH,
     /// s3://BUCKET/PREFIX (S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
     /// or memory://. Default: ./output; the embedded run (whose topic lives only as long as
-    /// the process) writes to a new ./output/embedded-<UTC time> each run.
+    /// the process) writes to a new ./output/embedded-(UTC time) each run.
     #[arg(long, env = "OUTPUT_PATH", value_name = "DIR")]
     pub output: Option<String>,
 

@@ -3,7 +3,7 @@
 //!
 //! | URL | store |
 //! |---|---|
-//! | `PATH`, `file://PATH` | [`LocalStore`](super::LocalStore): a local folder (rename is atomic) |
+//! | `PATH`, `file://PATH` | [`super::LocalStore`]: a local folder (rename is atomic) |
 //! | `s3://BUCKET[/PREFIX]` | any S3-compatible service through `object_store`: `S3_ENDPOINT` (or `AWS_ENDPOINT`), `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, path-style requests (`S3_VIRTUAL_HOSTED=true` for virtual-hosted style) |
 //! | `memory://` | an in-memory store, for tests |
 //!

@@ -392,7 +392,7 @@ const UNIQUE_COLUMNS: &[&str] =
 const RANDOM_COLUMNS: &[&str] = &["event_id"];
 
 /// Encodes batches of one schema, in order, as one snappy-compressed Parquet file (the
-/// [`RANDOM_COLUMNS`] excepted).
+/// `RANDOM_COLUMNS` excepted).
 pub fn encode_parquet_batches(batches: &[RecordBatch]) -> Result<Vec<u8>, ParquetError> {
     let Some(first) = batches.first() else { return Err(ParquetError::General("no batch to encode".into())) };
     let mut props = WriterProperties::builder()

@@ -6,7 +6,7 @@
 //! `poll` returns what is available now, says when nothing is, and says when a bounded
 //! partition has ended.
 //!
-//! - [`file`]: `partition-<p>.jsonl` files, one message per `\n`-terminated line, the offset
+//! - [`file`](mod@file): `partition-<p>.jsonl` files, one message per `\n`-terminated line, the offset
 //!   being the 0-based line number.
 //! - [`crate::kafka`]: a Kafka topic, through librdkafka.
 

@@ -55,6 +55,10 @@
 //! re-activates itself while there is more, so it never blocks the worker. A reader that can
 //! tell when messages arrive (Kafka) wakes the operator through a thread-safe activator; an
 //! idle partition also re-activates the operator after a delay instead of spinning.
+//!
+//! Parts, in `source/`: [`prefetch`] (each partition read and parsed on a thread of its own),
+//! [`validate`] (a message to an accepted, late or rejected row) and [`lateness`] (the
+//! partition watermark that decides late).
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -71,9 +75,13 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
-use super::lateness::PartitionWatermark;
-use super::prefetch::{Next, ParsedBatch, Prefetcher};
-use super::validate::{classify, Classified};
+pub mod lateness;
+pub mod prefetch;
+pub mod validate;
+
+use self::lateness::PartitionWatermark;
+use self::prefetch::{Next, ParsedBatch, Prefetcher};
+use self::validate::{classify, Classified};
 use crate::counters::Counters;
 
 /// How the source reads.

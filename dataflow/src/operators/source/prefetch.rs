@@ -62,7 +62,7 @@ struct Spare {
     parsed: Vec<Result<OwnedEvent, RejectReason>>,
 }
 
-/// What [`Prefetcher::next`] found.
+/// What [`Prefetcher::next_batch`] found.
 pub enum Next {
     /// A batch.
     Batch(ParsedBatch),
