@@ -244,3 +244,115 @@ fn daily_stats(vals: &[(u64, i64)]) -> Option<DailyStats> {
         avg_kept: (kept_sum.value() / k as f64).to_bits(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::harness::{drive, Lcg};
+    use std::collections::BTreeMap as Map;
+
+    /// Durations of two days and three types, some days above [`MIN_EVENTS`] and some below,
+    /// with outliers, as one-minute runs spread over each day.
+    type Days = Map<(i32, DeviceType), Vec<f64>>;
+
+    fn input(seed: u64) -> (Vec<(MinuteRun, u64)>, Days) {
+        let mut rng = Lcg(seed);
+        let first_day = 20_395u64;
+        let (mut runs, mut days) = (Vec::new(), Map::new());
+        for (day, ty, n) in [(0, 0, 700), (0, 1, 499), (1, 0, 520), (1, 2, 900)] {
+            let device_type = DeviceType::ALL[ty];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(1 + rng.below(40));
+                left -= k;
+                let minute = (first_day + day) * DAY_MINUTES + rng.below(DAY_MINUTES);
+                let durations: Vec<f64> = (0..k)
+                    .map(|_| {
+                        if rng.below(100) == 0 {
+                            5_000.0 + rng.below(100) as f64
+                        } else {
+                            rng.below(4_000) as f64 / 16.0
+                        }
+                    })
+                    .collect();
+                days.entry(((first_day + day) as i32, device_type)).or_insert_with(Vec::new).extend(&durations);
+                let values = Run::from_values(durations.iter().map(|d| (d.to_bits(), 0)).collect());
+                runs.push((MinuteRun { minute, device_type, values }, minute));
+            }
+        }
+        (runs, days)
+    }
+
+    /// The naive answer for one day and type, from the definition in the module header.
+    fn naive(date: i32, device_type: DeviceType, xs: &[f64]) -> Option<DailyRow> {
+        let n = xs.len();
+        if (n as i64) < MIN_EVENTS {
+            return None;
+        }
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let stddev = (xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64).sqrt();
+        let mut kept: Vec<f64> = xs.iter().copied().filter(|x| (x - mean).abs() <= 3.0 * stddev).collect();
+        kept.sort_by(f64::total_cmp);
+        let k = kept.len();
+        Some(DailyRow {
+            date,
+            device_type,
+            event_count: n as i64,
+            kept_count: k as i64,
+            outliers_removed: (n - k) as i64,
+            mean_duration: mean,
+            stddev_duration: stddev,
+            p95_duration: kept[(95 * k).div_ceil(100) - 1],
+            avg_kept_duration: kept.iter().sum::<f64>() / k as f64,
+        })
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn one_final_row_per_day_and_type_above_the_minimum_equal_to_a_naive_recomputation_for_1_and_2_workers() {
+        for seed in [1, 2] {
+            let (runs, days) = input(seed);
+            let want: Vec<DailyRow> = days.iter().filter_map(|(&(d, ty), xs)| naive(d, ty, xs)).collect();
+            assert_eq!(want.len(), 3, "the input has three days above the minimum and one below");
+            assert!(want.iter().all(|r| r.outliers_removed > 0), "the input has outliers every day");
+            let mut by_workers = Vec::new();
+            for workers in [1, 2] {
+                let mut rows = drive(workers, runs.clone(), |c| c.daily_p95(60, false, Arc::new(Counters::new())));
+                rows.sort_by_key(|(r, _)| (r.date, r.device_type));
+                assert_eq!(rows.len(), want.len(), "seed {seed}, -w {workers}: {rows:?}");
+                for ((row, time), want) in rows.iter().zip(&want) {
+                    assert_eq!(*time, (row.date as u64 + 1) * DAY_MINUTES - 1, "emitted at the day's last minute");
+                    assert_eq!(
+                        (
+                            row.date,
+                            row.device_type,
+                            row.event_count,
+                            row.kept_count,
+                            row.outliers_removed,
+                            row.p95_duration
+                        ),
+                        (
+                            want.date,
+                            want.device_type,
+                            want.event_count,
+                            want.kept_count,
+                            want.outliers_removed,
+                            want.p95_duration
+                        )
+                    );
+                    assert!(
+                        close(row.mean_duration, want.mean_duration)
+                            && close(row.stddev_duration, want.stddev_duration)
+                            && close(row.avg_kept_duration, want.avg_kept_duration),
+                        "{row:?} vs {want:?}"
+                    );
+                }
+                by_workers.push(rows.iter().map(|(r, _)| format!("{r:?}")).collect::<Vec<_>>());
+            }
+            assert_eq!(by_workers[0], by_workers[1], "bit-identical for 1 and 2 workers (seed {seed})");
+        }
+    }
+}

@@ -244,16 +244,89 @@ fn measurement(row: &EventRow) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operators::harness::{drive, Lcg};
+    use connectors::schema::{Event, Status, MICROS_PER_MINUTE};
+    use std::borrow::Cow;
+    use timely::dataflow::operators::ToStream;
+
+    /// Copies of 300 event ids over 30 minutes: a copy of an id comes up to 8 minutes after
+    /// it, from any of 3 partitions, so some are duplicates (within the 3-minute horizon of
+    /// the kept copy) and some are kept again (beyond it); ids are UUIDs or other text.
+    fn copies(seed: u64) -> Vec<(EventRow, u64)> {
+        let mut rng = Lcg(seed);
+        let mut out = Vec::new();
+        for (offset, id) in (0..300u64).enumerate() {
+            let first = 1_000 * MICROS_PER_MINUTE + rng.below(30 * 60) as i64 * 1_000_000;
+            let event_id = if id % 2 == 0 {
+                EventId::Uuid(id as u128 * 0x1234_5678_9abc)
+            } else {
+                EventId::Text(Cow::Owned(format!("id-{id}")))
+            };
+            for copy in 0..1 + rng.below(4) {
+                let later = if copy == 0 { 0 } else { rng.below(8 * 60) as i64 * 1_000_000 };
+                let event = Event {
+                    event_id: event_id.clone(),
+                    device_id: Cow::Borrowed("d"),
+                    device_type: DeviceType::ALL[(id % 3) as usize],
+                    timestamp: EventTime(first + later),
+                    event_duration: (id % 17) as f64,
+                    value: 1.0,
+                    status: Status::Normal,
+                    location: None,
+                    firmware: None,
+                };
+                let position = Position { partition: rng.below(3) as u32, offset: (offset * 10) as u64 + copy };
+                out.push((EventRow { position, event: event.clone() }, event.timestamp.minute()));
+            }
+        }
+        out
+    }
+
+    /// The rule of the module header, naively: copies in (event time, partition, offset)
+    /// order; a copy is kept unless its id was kept at most `horizon` minutes before.
+    fn naive(copies: &[(EventRow, u64)], horizon: u64) -> Vec<(EventTime, Position)> {
+        let mut sorted: Vec<&EventRow> = copies.iter().map(|(r, _)| r).collect();
+        sorted.sort_by_key(|r| (r.event.timestamp, r.position));
+        let mut kept_at: std::collections::HashMap<String, u64> = Default::default();
+        let mut kept = Vec::new();
+        for r in sorted {
+            let (id, minute) = (format!("{:?}", r.event.event_id), r.event.timestamp.minute());
+            if kept_at.get(&id).is_none_or(|&m| minute > m + horizon) {
+                kept_at.insert(id, minute);
+                kept.push((r.event.timestamp, r.position));
+            }
+        }
+        kept.sort();
+        kept
+    }
+
+    #[test]
+    fn keeps_the_first_copy_within_the_horizon_like_a_naive_pass_for_1_and_2_workers() {
+        fn dedup(c: VecCollection<'_, u64, EventRow>) -> StreamVec<'_, u64, EventRow> {
+            let seeds = Vec::<Seed>::new().to_stream(c.inner.scope());
+            c.dedup_by_event_id(seeds, 3, Arc::new(Counters::new())).rows
+        }
+        for seed in [1, 2, 3] {
+            let input = copies(seed);
+            let want = naive(&input, 3);
+            assert!(want.len() > 300 && want.len() < input.len(), "the input has duplicates and ids kept twice");
+            for workers in [1, 2] {
+                let rows = drive(workers, input.clone(), dedup);
+                assert!(rows.iter().all(|(r, t)| r.event.timestamp.minute() == *t), "each row at its minute");
+                let mut got: Vec<(EventTime, Position)> =
+                    rows.iter().map(|(r, _)| (r.event.timestamp, r.position)).collect();
+                got.sort();
+                assert_eq!(got, want, "seed {seed}, -w {workers}");
+            }
+        }
+    }
 
     /// The generations decide like a naive map of every id ever kept, for random streams of
     /// ids over ascending minutes with gaps, at horizons 0, 1, 3 and 60.
     #[test]
     fn generations_remember_exactly_one_horizon() {
-        let mut seed = 11u64;
-        let mut next = |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut rng = Lcg(11);
+        let mut next = |n: u64| rng.below(n);
         for horizon in [0, 1, 3, 60] {
             let mut gens = Generations::new(horizon);
             let mut naive: std::collections::HashMap<u64, u64> = Default::default();

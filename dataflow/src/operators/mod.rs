@@ -13,3 +13,70 @@ pub mod seed;
 pub mod sink;
 pub mod source;
 pub mod windows;
+
+/// Drives one operator alone, for the operators' unit tests: a timely computation of `workers`
+/// threads in this process, an insert-only input collection, and every output record with
+/// the time it was emitted at.
+#[cfg(test)]
+pub(crate) mod harness {
+    use std::sync::{Arc, Mutex};
+
+    use differential_dataflow::collection::vec::Collection as VecCollection;
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::vec::Input;
+    use timely::dataflow::operators::Operator;
+    use timely::dataflow::StreamVec;
+
+    /// Feeds `records` into an insert-only collection, each at its time (minute) and record
+    /// `i` on worker `i % workers` (so every worker count splits the input differently),
+    /// applies `operator`, and returns what it emitted with the emission times, in no order.
+    pub fn drive<D, R>(
+        workers: usize,
+        records: Vec<(D, u64)>,
+        operator: for<'s> fn(VecCollection<'s, u64, D>) -> StreamVec<'s, u64, R>,
+    ) -> Vec<(R, u64)>
+    where
+        D: timely::ExchangeData + Clone + Sync,
+        R: Clone + Send + 'static,
+    {
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (records, collected) = (Arc::new(records), Arc::clone(&out));
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let (index, peers) = (worker.index(), worker.peers());
+            let collected = Arc::clone(&collected);
+            let mut input = worker.dataflow::<u64, _, _>(|scope| {
+                let (input, stream) = scope.new_input::<(D, u64, isize)>();
+                operator(stream.as_collection()).sink(Pipeline, "Collect", move |(input, _)| {
+                    input.for_each(|cap, data| {
+                        let time = *cap.least().expect("a container travels at a time");
+                        collected.lock().unwrap().extend(data.drain(..).map(|r| (r, time)));
+                    })
+                });
+                input
+            });
+            let mut mine: Vec<(D, u64)> =
+                records.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, r)| r.clone()).collect();
+            mine.sort_by_key(|(_, t)| *t);
+            for (record, time) in mine {
+                input.advance_to(time);
+                input.send((record, time, 1));
+            }
+            input.close();
+        })
+        .expect("the computation runs");
+        let out = std::mem::take(&mut *out.lock().unwrap());
+        out
+    }
+
+    /// A small deterministic generator (an LCG), so a failing case can be replayed.
+    pub struct Lcg(pub u64);
+
+    impl Lcg {
+        /// A number in `0..n`.
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % n
+        }
+    }
+}

@@ -40,6 +40,39 @@ struct Stats {
 }
 
 /// The window operator on the collection of distinct accepted events' measurements.
+///
+/// # Examples
+///
+/// Two runs of one window, as two workers' dedup would hand them over, make one row, emitted
+/// at the window's minute:
+///
+/// ```
+/// use connectors::schema::DeviceType;
+/// use dataflow::operators::windows::MinuteWindows;
+/// use dataflow::runs::{MinuteRun, Run};
+/// use differential_dataflow::AsCollection;
+/// use timely::dataflow::operators::capture::{Capture, Event};
+/// use timely::dataflow::operators::vec::ToStream;
+///
+/// let run = |durations: &[f64]| Run::from_values(durations.iter().map(|d| (d.to_bits(), 1f64.to_bits())).collect());
+/// let minute = 29_000_000; // 2025-02-19T06:40:00Z
+/// let runs = vec![
+///     (MinuteRun { minute, device_type: DeviceType::ALL[0], values: run(&[3.0, 1.0]) }, minute, 1isize),
+///     (MinuteRun { minute, device_type: DeviceType::ALL[0], values: run(&[2.0]) }, minute, 1isize),
+/// ];
+/// let captured = timely::example(move |scope| runs.to_stream(scope).as_collection().minute_windows().capture());
+/// let rows: Vec<_> = captured
+///     .try_iter()
+///     .flat_map(|event| match event {
+///         Event::Messages(stamp, rows) => rows.into_iter().map(|r| (*stamp.expect_singleton(), r)).collect(),
+///         Event::Progress(_) => Vec::new(),
+///     })
+///     .collect();
+/// assert_eq!(rows.len(), 1);
+/// let (time, row) = &rows[0];
+/// assert_eq!(*time, minute);
+/// assert_eq!((row.event_count, row.min_duration, row.max_duration, row.avg_duration, row.p95_duration), (3, 1.0, 3.0, 2.0, 3.0));
+/// ```
 pub trait MinuteWindows<'s> {
     /// One row per (minute, device type), emitted once the frontier passes the minute.
     fn minute_windows(self) -> StreamVec<'s, u64, WindowRow>;
@@ -109,5 +142,85 @@ fn window_stats(vals: &[((u64, u64), i64)]) -> Stats {
         max_duration: vals[vals.len() - 1].0 .0,
         avg_value: (values.value() / count as f64).to_bits(),
         p95_duration: value_at_rank(sorted, p95_rank(count)).to_bits(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::harness::{drive, Lcg};
+    use std::collections::BTreeMap as Map;
+
+    /// A few minutes and types of measurements, as runs split arbitrarily (as dedup's
+    /// workers would hand them over), and the same measurements per window.
+    type Windows = Map<(u64, DeviceType), Vec<(f64, f64)>>;
+
+    fn input(seed: u64) -> (Vec<(MinuteRun, u64)>, Windows) {
+        let mut rng = Lcg(seed);
+        let (mut runs, mut windows) = (Vec::new(), Map::new());
+        for _ in 0..60 {
+            let minute = 29_000_000 + rng.below(5);
+            let device_type = DeviceType::ALL[rng.below(DeviceType::ALL.len() as u64) as usize];
+            let values: Vec<(f64, f64)> = (0..1 + rng.below(30))
+                .map(|_| (rng.below(400) as f64 / 8.0, rng.below(1000) as f64 / 10.0 - 50.0))
+                .collect();
+            windows.entry((minute, device_type)).or_insert_with(Vec::new).extend(values.iter().copied());
+            let bits = values.iter().map(|&(d, v)| (d.to_bits(), v.to_bits())).collect();
+            runs.push((MinuteRun { minute, device_type, values: Run::from_values(bits) }, minute));
+        }
+        (runs, windows)
+    }
+
+    /// The naive answer for one window, written from the definition (plain sums, a sort).
+    fn naive(minute: u64, device_type: DeviceType, values: &[(f64, f64)]) -> WindowRow {
+        let n = values.len();
+        let mut durations: Vec<f64> = values.iter().map(|&(d, _)| d).collect();
+        durations.sort_by(f64::total_cmp);
+        let rank = (95 * n).div_ceil(100); // ⌈0.95·n⌉, 1-based
+        WindowRow {
+            window_start: EventTime(minute as i64 * MICROS_PER_MINUTE),
+            device_type,
+            event_count: n as i64,
+            avg_duration: durations.iter().sum::<f64>() / n as f64,
+            min_duration: durations[0],
+            max_duration: durations[n - 1],
+            avg_value: values.iter().map(|&(_, v)| v).sum::<f64>() / n as f64,
+            p95_duration: durations[rank - 1],
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(1.0)
+    }
+
+    #[test]
+    fn one_row_per_window_at_its_minute_equal_to_a_naive_recomputation_for_1_and_2_workers() {
+        for seed in [1, 2, 3] {
+            let (runs, windows) = input(seed);
+            let mut by_workers = Vec::new();
+            for workers in [1, 2] {
+                let mut rows = drive(workers, runs.clone(), |c| c.minute_windows());
+                rows.sort_by_key(|(r, _)| (r.window_start, r.device_type));
+                assert_eq!(rows.len(), windows.len(), "one row per window (seed {seed}, -w {workers})");
+                for ((row, time), ((minute, ty), values)) in rows.iter().zip(&windows) {
+                    let want = naive(*minute, *ty, values);
+                    assert_eq!(*time, *minute, "emitted at the window's minute");
+                    assert_eq!(
+                        (row.window_start, row.device_type, row.event_count),
+                        (want.window_start, want.device_type, want.event_count)
+                    );
+                    assert_eq!(
+                        (row.min_duration, row.max_duration, row.p95_duration),
+                        (want.min_duration, want.max_duration, want.p95_duration)
+                    );
+                    assert!(
+                        close(row.avg_duration, want.avg_duration) && close(row.avg_value, want.avg_value),
+                        "{row:?} vs {want:?}"
+                    );
+                }
+                by_workers.push(rows.iter().map(|(r, _)| format!("{r:?}")).collect::<Vec<_>>());
+            }
+            assert_eq!(by_workers[0], by_workers[1], "bit-identical for 1 and 2 workers (seed {seed})");
+        }
     }
 }
