@@ -24,12 +24,12 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
-use crate::operators::commit::{commit_files, CommitConfig, CommitNote};
+use crate::operators::commit::{CommitConfig, CommitFiles, CommitNote};
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
-use crate::operators::seed::seed_events;
+use crate::operators::seed::SeedEvents;
 use crate::operators::sink::{SinkConfig, WriteTable};
-use crate::operators::source::{partition_source, SourceConfig};
+use crate::operators::source::{PartitionSource, SourceConfig};
 use crate::operators::windows::MinuteWindows;
 
 /// Everything a worker needs to build the dataflow.
@@ -87,8 +87,7 @@ pub fn build(
         committed: Arc::clone(&config.committed),
     };
     let source_frontier = ProbeHandle::new();
-    let streams = partition_source(
-        scope,
+    let streams = scope.partition_source(
         Arc::clone(&config.source),
         config.source_config.clone(),
         Arc::clone(&counters),
@@ -96,8 +95,7 @@ pub fn build(
     )?;
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
-    let seeds = seed_events(
-        scope,
+    let seeds = scope.seed_events(
         Arc::clone(&config.store),
         config.source_config.resume.from_minute,
         config.dedup_horizon_minutes,
@@ -119,26 +117,23 @@ pub fn build(
     let notes = files
         .map(|(file, bytes)| CommitNote::File(file, bytes))
         .concat(streams.resume_points.map(|(p, point)| CommitNote::Resume(p, point)));
-    commit_files(
-        notes,
-        CommitConfig {
-            store: Arc::clone(&config.store),
-            records: config.records.clone(),
-            input: config.input.clone(),
-            previous: config.previous.as_ref().map(|r| (r.frontier_minute, r.resume.clone())),
-            first_epoch: config.first_epoch,
-            interval: config.commit_interval,
-            max_bytes: config.commit_max_bytes,
-            compact_after_minutes: config.compact_after_minutes,
-            rows_per_file: config.rows_per_file,
-            uncompacted: config.committed.iter().filter(|f| !config.replaced.contains(*f)).cloned().collect(),
-            committed: Arc::clone(&config.committed),
-            replaced: Arc::clone(&config.replaced),
-            fold_every: config.fold_every,
-            stop: Arc::clone(&config.source_config.stop),
-            counters: Arc::clone(&counters),
-        },
-    );
+    notes.commit_files(CommitConfig {
+        store: Arc::clone(&config.store),
+        records: config.records.clone(),
+        input: config.input.clone(),
+        previous: config.previous.as_ref().map(|r| (r.frontier_minute, r.resume.clone())),
+        first_epoch: config.first_epoch,
+        interval: config.commit_interval,
+        max_bytes: config.commit_max_bytes,
+        compact_after_minutes: config.compact_after_minutes,
+        rows_per_file: config.rows_per_file,
+        uncompacted: config.committed.iter().filter(|f| !config.replaced.contains(*f)).cloned().collect(),
+        committed: Arc::clone(&config.committed),
+        replaced: Arc::clone(&config.replaced),
+        fold_every: config.fold_every,
+        stop: Arc::clone(&config.source_config.stop),
+        counters: Arc::clone(&counters),
+    });
     counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(source_frontier)
 }

@@ -100,34 +100,41 @@ pub struct CommitConfig {
     pub stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// Commits the reported files; see the module header.
-pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig) {
-    let mut pending: Vec<(u64, String, u64)> = Vec::new();
-    // Per partition, the resume points reported, by time.
-    let mut points: BTreeMap<u32, BTreeMap<u64, ResumePoint>> = BTreeMap::new();
-    let mut recorded_frontier = config.previous.as_ref().and_then(|(f, _)| *f).unwrap_or(0);
-    for (p, point) in config.previous.iter().flat_map(|(_, r)| r) {
-        points.entry(*p).or_default().insert(point.minute, *point);
-    }
-    let mut epoch = config.first_epoch;
-    let mut last_commit = Instant::now() - config.interval;
-    let mut names = Folder {
-        committed: (*config.committed).clone(),
-        replaced: (*config.replaced).clone(),
-        every: config.fold_every,
-    };
-    // Hour folders holding committed minute files, by the end (minute) of their hour.
-    let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
-    let note_minute_files =
-        move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
-            for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
-                to_compact.entry(end).or_default().insert(folder.to_owned());
-            }
+/// The committer, on the stream of notes every sink and the source send it.
+pub trait CommitFiles {
+    /// Commits the reported files; see the module header.
+    fn commit_files(self, config: CommitConfig);
+}
+
+impl CommitFiles for StreamVec<'_, u64, CommitNote> {
+    fn commit_files(self, config: CommitConfig) {
+        let notes = self;
+        let mut pending: Vec<(u64, String, u64)> = Vec::new();
+        // Per partition, the resume points reported, by time.
+        let mut points: BTreeMap<u32, BTreeMap<u64, ResumePoint>> = BTreeMap::new();
+        let mut recorded_frontier = config.previous.as_ref().and_then(|(f, _)| *f).unwrap_or(0);
+        for (p, point) in config.previous.iter().flat_map(|(_, r)| r) {
+            points.entry(*p).or_default().insert(point.minute, *point);
+        }
+        let mut epoch = config.first_epoch;
+        let mut last_commit = Instant::now() - config.interval;
+        let mut names = Folder {
+            committed: (*config.committed).clone(),
+            replaced: (*config.replaced).clone(),
+            every: config.fold_every,
         };
-    if config.compact_after_minutes.is_some() {
-        note_minute_files(&config.uncompacted, &mut to_compact);
-    }
-    notes.sink(Exchange::new(|_: &CommitNote| 0), "Commit", move |(input, frontier)| {
+        // Hour folders holding committed minute files, by the end (minute) of their hour.
+        let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
+        let note_minute_files =
+            move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
+                for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
+                    to_compact.entry(end).or_default().insert(folder.to_owned());
+                }
+            };
+        if config.compact_after_minutes.is_some() {
+            note_minute_files(&config.uncompacted, &mut to_compact);
+        }
+        notes.sink(Exchange::new(|_: &CommitNote| 0), "Commit", move |(input, frontier)| {
         input.for_each(|cap, data| {
             let time = cap.least().copied().unwrap_or(0);
             for note in data.drain(..) {
@@ -225,4 +232,5 @@ pub fn commit_files(notes: StreamVec<'_, u64, CommitNote>, config: CommitConfig)
             }
         }
     });
+    }
 }

@@ -5,6 +5,10 @@
 //! (a restart's state, read back from the committed events), [`dedup`], [`windows`], [`daily_p95`], [`sink`] for every table, and [`commit`] for the
 //! files of all tables.
 //! Dataflow time is the event-time minute (`u64` minutes since the Unix epoch).
+//!
+//! Every operator is an extension trait: on a `Scope` for the two that start streams
+//! ([`source::PartitionSource`], [`seed::SeedEvents`]), on the stream or collection it
+//! consumes for the rest. Their unit tests drive one operator alone (`harness`, compiled for tests only).
 
 pub mod commit;
 pub mod daily_p95;

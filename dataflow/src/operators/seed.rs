@@ -43,48 +43,61 @@ pub fn seed_range(from_minute: u64, horizon_minutes: u64) -> Option<(u64, u64)> 
     Some((midnight.min(from_minute.saturating_sub(horizon_minutes)), midnight))
 }
 
-/// Reads the seeds of a restart at `from_minute` (see the module header) on this worker.
-pub fn seed_events<'s>(
-    scope: Scope<'s, u64>,
-    store: Arc<dyn TableStore>,
-    from_minute: u64,
-    horizon_minutes: u64,
-) -> StreamVec<'s, u64, Seed> {
-    let (index, peers) = (scope.index(), scope.peers());
-    source::<_, CapacityContainerBuilder<Vec<Seed>>, _, _>(scope, "SeedFromEvents", move |cap, _info| {
-        let mut cap = Some(cap);
-        move |output| {
-            let Some(cap) = cap.take() else { return };
-            let Some((first, measured)) = seed_range(from_minute, horizon_minutes) else { return };
-            let files = files_to_read(store.as_ref(), first, from_minute)
-                .unwrap_or_else(|e| panic!("cannot list the events table to resume: {e}"));
-            let mut by_minute: BTreeMap<u64, Vec<Seed>> = BTreeMap::new();
-            for path in files.iter().skip(index).step_by(peers) {
-                let bytes = match store.get(path) {
-                    Ok(Some(bytes)) => bytes,
-                    Ok(None) => panic!("cannot resume: committed file {path} is gone from {}", store.describe()),
-                    Err(e) => panic!("cannot resume: reading {path}: {e}"),
-                };
-                let rows = decode_events(bytes).unwrap_or_else(|e| panic!("cannot resume: {path}: {e}"));
-                for row in rows {
-                    let minute = row.event.timestamp.minute();
-                    if (first..from_minute).contains(&minute) {
-                        by_minute.entry(minute).or_default().push((row, minute, minute >= measured));
+/// The seeds of a restart, as a source of a scope.
+pub trait SeedEvents<'s> {
+    /// Reads the seeds of a restart at `from_minute` (see the module header) on this worker.
+    fn seed_events(
+        self,
+        store: Arc<dyn TableStore>,
+        from_minute: u64,
+        horizon_minutes: u64,
+    ) -> StreamVec<'s, u64, Seed>;
+}
+
+impl<'s> SeedEvents<'s> for Scope<'s, u64> {
+    fn seed_events(
+        self,
+        store: Arc<dyn TableStore>,
+        from_minute: u64,
+        horizon_minutes: u64,
+    ) -> StreamVec<'s, u64, Seed> {
+        let scope = self;
+        let (index, peers) = (scope.index(), scope.peers());
+        source::<_, CapacityContainerBuilder<Vec<Seed>>, _, _>(scope, "SeedFromEvents", move |cap, _info| {
+            let mut cap = Some(cap);
+            move |output| {
+                let Some(cap) = cap.take() else { return };
+                let Some((first, measured)) = seed_range(from_minute, horizon_minutes) else { return };
+                let files = files_to_read(store.as_ref(), first, from_minute)
+                    .unwrap_or_else(|e| panic!("cannot list the events table to resume: {e}"));
+                let mut by_minute: BTreeMap<u64, Vec<Seed>> = BTreeMap::new();
+                for path in files.iter().skip(index).step_by(peers) {
+                    let bytes = match store.get(path) {
+                        Ok(Some(bytes)) => bytes,
+                        Ok(None) => panic!("cannot resume: committed file {path} is gone from {}", store.describe()),
+                        Err(e) => panic!("cannot resume: reading {path}: {e}"),
+                    };
+                    let rows = decode_events(bytes).unwrap_or_else(|e| panic!("cannot resume: {path}: {e}"));
+                    for row in rows {
+                        let minute = row.event.timestamp.minute();
+                        if (first..from_minute).contains(&minute) {
+                            by_minute.entry(minute).or_default().push((row, minute, minute >= measured));
+                        }
                     }
                 }
+                let seeds: usize = by_minute.values().map(Vec::len).sum();
+                tracing::info!(
+                    worker = index,
+                    files = files.len().div_ceil(peers),
+                    seeds,
+                    "read back the committed events the open day and dedup need"
+                );
+                for (minute, rows) in by_minute {
+                    output.session(&cap.delayed(&minute)).give_iterator(rows.into_iter());
+                }
             }
-            let seeds: usize = by_minute.values().map(Vec::len).sum();
-            tracing::info!(
-                worker = index,
-                files = files.len().div_ceil(peers),
-                seeds,
-                "read back the committed events the open day and dedup need"
-            );
-            for (minute, rows) in by_minute {
-                output.session(&cap.delayed(&minute)).give_iterator(rows.into_iter());
-            }
-        }
-    })
+        })
+    }
 }
 
 /// The committed `events` part files of the hours that overlap minutes `[first, end)`.

@@ -148,71 +148,88 @@ pub struct SourceStreams<'s> {
     pub resume_points: StreamVec<'s, u64, (u32, ResumePoint)>,
 }
 
-/// Builds the source operator over the partitions of `source` assigned to this worker.
-pub fn partition_source<'s>(
-    scope: Scope<'s, u64>,
-    source: Arc<dyn Source>,
-    config: SourceConfig,
-    counters: Arc<Counters>,
-    frontier: ProbeHandle<u64>,
-) -> anyhow::Result<SourceStreams<'s>> {
-    let (index, peers) = (scope.index(), scope.peers());
-    let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);
-    let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
-    let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
-    let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
-        let _ = sync_activator.activate(); // fails only once the worker has shut down
-    });
-    let open = {
-        let (source, config, waker) = (Arc::clone(&source), config.clone(), Arc::clone(&waker));
-        move |p: u32| -> anyhow::Result<Assigned> {
-            let point = config.resume.points.get(&p).copied();
-            let reader = source.open(p, point.map(|r| r.offset), config.bounded)?;
-            let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
-            let start = point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
-            let reader = Prefetcher::start(
-                reader,
-                config.batch_bytes,
-                config.max_message_bytes,
-                config.idle_poll,
-                Arc::clone(&waker),
-            )?;
-            let watermark = PartitionWatermark::resume(config.lateness_micros, max_event);
-            Ok(Assigned {
-                reader,
-                watermark,
-                ended: false,
-                max_minute: None,
-                start: Some(start),
-                last_message: Instant::now(),
-                caught_up: false,
-                idle: false,
-            })
+/// The source operator, as a source of a scope.
+pub trait PartitionSource<'s> {
+    /// Builds the source operator over the partitions of `source` assigned to this worker;
+    /// `frontier` is the probe of the finished output that `--max-ahead` is measured from.
+    fn partition_source(
+        self,
+        source: Arc<dyn Source>,
+        config: SourceConfig,
+        counters: Arc<Counters>,
+        frontier: ProbeHandle<u64>,
+    ) -> anyhow::Result<SourceStreams<'s>>;
+}
+
+impl<'s> PartitionSource<'s> for Scope<'s, u64> {
+    fn partition_source(
+        self,
+        source: Arc<dyn Source>,
+        config: SourceConfig,
+        counters: Arc<Counters>,
+        frontier: ProbeHandle<u64>,
+    ) -> anyhow::Result<SourceStreams<'s>> {
+        let scope = self;
+        let (index, peers) = (scope.index(), scope.peers());
+        let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);
+        let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
+        let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
+        let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let _ = sync_activator.activate(); // fails only once the worker has shut down
+        });
+        let open = {
+            let (source, config, waker) = (Arc::clone(&source), config.clone(), Arc::clone(&waker));
+            move |p: u32| -> anyhow::Result<Assigned> {
+                let point = config.resume.points.get(&p).copied();
+                let reader = source.open(p, point.map(|r| r.offset), config.bounded)?;
+                let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
+                let start =
+                    point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
+                let reader = Prefetcher::start(
+                    reader,
+                    config.batch_bytes,
+                    config.max_message_bytes,
+                    config.idle_poll,
+                    Arc::clone(&waker),
+                )?;
+                let watermark = PartitionWatermark::resume(config.lateness_micros, max_event);
+                Ok(Assigned {
+                    reader,
+                    watermark,
+                    ended: false,
+                    max_minute: None,
+                    start: Some(start),
+                    last_message: Instant::now(),
+                    caught_up: false,
+                    idle: false,
+                })
+            }
+        };
+        let from_minute = config.resume.from_minute;
+        // Open this worker's partitions first: a failure must not leave a half-built operator.
+        let mut known = source.partitions()?;
+        let mut assigned = Vec::new();
+        for (i, &p) in known.iter().enumerate() {
+            if i % peers == index {
+                assigned.push(open(p)?);
+            }
         }
-    };
-    let from_minute = config.resume.from_minute;
-    // Open this worker's partitions first: a failure must not leave a half-built operator.
-    let mut known = source.partitions()?;
-    let mut assigned = Vec::new();
-    for (i, &p) in known.iter().enumerate() {
-        if i % peers == index {
-            assigned.push(open(p)?);
-        }
-    }
-    let discovered = match config.discover_every {
-        Some(every) if !config.bounded => Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop))),
-        _ => None,
-    };
-    let (accepted_out, accepted) = builder.new_output();
-    let (late_out, late) = builder.new_output();
-    let (rejected_out, rejected) = builder.new_output();
-    let (points_out, resume_points) = builder.new_output();
-    let mut accepted_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
-    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
-    let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
-    let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
-    builder.build(move |capabilities| {
+        let discovered = match config.discover_every {
+            Some(every) if !config.bounded => {
+                Some(watch_partitions(Arc::clone(&source), every, Arc::clone(&config.stop)))
+            }
+            _ => None,
+        };
+        let (accepted_out, accepted) = builder.new_output();
+        let (late_out, late) = builder.new_output();
+        let (rejected_out, rejected) = builder.new_output();
+        let (points_out, resume_points) = builder.new_output();
+        let mut accepted_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
+        let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
+        let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
+        let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
+        builder.build(move |capabilities| {
         // One capability per output, always at the same time.
         let mut capabilities = Some(capabilities);
         move |_frontiers| {
@@ -400,7 +417,8 @@ pub fn partition_source<'s>(
             }
         }
     });
-    Ok(SourceStreams { accepted, late, rejected, resume_points })
+        Ok(SourceStreams { accepted, late, rejected, resume_points })
+    }
 }
 
 /// Refiles a record of a partition discovered after the frontier passed its minute (see the
