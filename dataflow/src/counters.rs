@@ -1,10 +1,13 @@
 //! Process-wide counters of what the dataflow has done, for the bounded-run summary and
 //! the live progress line. Operators add to them once per batch, never per record.
-//! (The Prometheus exposition of the same quantities is built on these.)
+//! (The Prometheus exposition of the same quantities is built on these.) They also carry the
+//! run's [`Failure`], since every operator already holds them.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use connectors::parse::RejectReason;
+
+use crate::failure::Failure;
 
 /// Counters shared by every worker of one process.
 #[derive(Debug, Default)]
@@ -63,6 +66,8 @@ pub struct Counters {
     /// The least event-time watermark over this process's partitions, in microseconds
     /// (`i64::MIN` before any event).
     pub watermark_micros: AtomicI64,
+    /// The first fatal failure of an operator (see [`crate::failure`]).
+    pub failure: Failure,
 }
 
 impl Counters {

@@ -6,6 +6,7 @@
 //! - [`config`]: the command line;
 //! - [`embedded`]: the no-services run (in-process Kafka and producer);
 //! - [`counters`], [`metrics`], [`stats`]: shared counters, their Prometheus exposition, exact statistics;
+//! - [`failure`]: fatal failures of operators, reported to `main` instead of panicking;
 //! - [`route`]: an exchange that passes whole containers where it can;
 //! - [`runs`]: sorted runs, what dedup hands the window and daily aggregates instead of one
 //!   update per event.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod counters;
 pub mod embedded;
+pub mod failure;
 pub mod metrics;
 pub mod operators;
 pub mod pipeline;

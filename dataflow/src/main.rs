@@ -62,6 +62,24 @@ fn exit_on_panic() {
     }));
 }
 
+/// A fatal failure an operator reports (a store that refuses a write, a committed file that
+/// is gone: see `dataflow::failure`) ends the process at once with exit code 1 and the
+/// failure's message; nothing is committed after it, and the next start resumes from the
+/// last commit.
+fn exit_on_failure(counters: Arc<Counters>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("failure".into())
+        .spawn(move || {
+            let error = counters.failure.wait();
+            say(format_args!(
+                "error: {error}; the engine stops (exit code 1) and the next start resumes from the last commit\n"
+            ));
+            std::process::exit(1);
+        })
+        .context("cannot start the failure watcher")?;
+    Ok(())
+}
+
 fn main_with(args: Args) -> anyhow::Result<()> {
     let communication = args.communication()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,6 +195,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         replaced: Arc::new(checkpoint.replaced),
     };
     let counters = Arc::new(Counters::new());
+    exit_on_failure(Arc::clone(&counters))?;
     let metrics = Arc::new(EngineMetrics::new(Arc::clone(&counters), usize::from(args.workers)));
     let metrics_addr = serve(&args.metrics_addr, metrics).context("--metrics-addr")?;
     tracing::info!(%metrics_addr, "serving /metrics, /healthz and /readyz");

@@ -99,6 +99,7 @@ pub fn build(
         Arc::clone(&config.store),
         config.source_config.resume.from_minute,
         config.dedup_horizon_minutes,
+        Arc::clone(&counters),
     );
     // Flow control (see the source operator) follows the source's own frontier, the least
     // watermark of all partitions: the partition that holds it back is never throttled.
@@ -281,6 +282,9 @@ pub fn run(
             Ok(Err(e)) => return Err(e),
             Err(panic) => anyhow::bail!("a worker failed: {panic}"),
         }
+    }
+    if counters.failure.failed() {
+        anyhow::bail!("{}", counters.failure.wait());
     }
     Ok(RunSummary::from_counters(&counters, start.elapsed().as_secs_f64()))
 }

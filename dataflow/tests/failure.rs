@@ -5,9 +5,9 @@
 //!   carry no colour codes.
 //! - A worker that fails mid-run (here: the folder of the second hour of the `events` table
 //!   cannot be created because a file has its name, so the sink's write fails on whichever
-//!   worker owns that hour, after the first hour was written) ends the
-//!   whole process promptly with a non-zero exit code and a message naming the failure,
-//!   under 1 and 2 workers.
+//!   worker owns that hour, after the first hour was written) ends the whole process
+//!   promptly with exit code 1 and a message naming the file, with nothing after the failed
+//!   hour committed, under 1 and 2 workers (`dataflow::failure`).
 
 mod common;
 
@@ -71,12 +71,18 @@ fn a_failed_worker_ends_the_process() {
         let status = common::wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
         let mut log = String::new();
         child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-        assert_eq!(
-            status.code(),
-            Some(101),
-            "-w {workers}: a failed worker must end the process with 101; log:\n{log}"
+        assert_eq!(status.code(), Some(1), "-w {workers}: a failed write must end the process with 1; log:\n{log}");
+        assert!(
+            log.contains("error: cannot write events/year=2025/month=11/day=03/hour=01/"),
+            "-w {workers}: the message names the file that failed; log:\n{log}"
         );
-        assert!(log.contains("events/"), "-w {workers}: the message names what failed; log:\n{log}");
+        // Nothing after the failed hour was committed: the hour before it may be.
+        let committed = common::read_table(output.path(), "events");
+        assert!(
+            committed.len() <= 2 * 3600,
+            "-w {workers}: {} events committed although the second hour failed",
+            committed.len()
+        );
         assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
     }
 }

@@ -27,8 +27,10 @@
 //!   committed by an earlier run are compacted too. `daily_p95` (one file a day) is not;
 //! - folding the commit records into a base every `--commit-fold-every` epochs;
 //! - measuring each window file's commit latency (live runs);
-//! - a store error is fatal: the process exits and the next start recovers (a commit is
-//!   either recorded, and then rolled forward, or it never happened).
+//! - a store error is fatal: it is reported to the run's failure (`crate::failure`), nothing
+//!   is committed after it, the process exits and the next start recovers (a commit is
+//!   either recorded, and then rolled forward, or it never happened); so is any operator's
+//!   failure, which the committer checks before every commit.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::counters::Counters;
+use crate::failure::Fatal;
 
 mod compact;
 mod fold;
@@ -146,6 +149,12 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
                 }
             }
         });
+        // After a failure nothing more is committed (see `crate::failure`): a file of the
+        // failed operator may be missing below the frontier.
+        if config.counters.failure.failed() {
+            pending.clear();
+            return;
+        }
         let done = frontier.is_empty();
         let limit = frontier.frontier().first().copied();
         let complete = |t: &u64| limit.is_none_or(|l| *t < l);
@@ -190,8 +199,7 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
             input: Some(config.input.clone()),
         };
         if let Err(e) = commit(config.store.as_ref(), &config.records, &record) {
-            eprintln!("error: cannot commit epoch {epoch}: {e} (the next start recovers)");
-            std::process::exit(1);
+            return c.failure.fail(Fatal::Commit { epoch, error: e.to_string() });
         }
         tracing::debug!(epoch, files = record.files.len(), frontier = ?limit, "committed");
         record_window_latencies(c, &record.files);
@@ -213,17 +221,16 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
             }
             for folder in entry.remove() {
                 let started = Instant::now();
-                let (merged, replaced) = merge_folder(config.store.as_ref(), &folder, config.rows_per_file).unwrap_or_else(|e| {
-                    eprintln!("error: cannot compact {folder}: {e:#} (the next start recovers)");
-                    std::process::exit(1);
-                });
+                let (merged, replaced) = match merge_folder(config.store.as_ref(), &folder, config.rows_per_file) {
+                    Ok(merged) => merged,
+                    Err(e) => return c.failure.fail(Fatal::Compact { folder, error: format!("{e:#}") }),
+                };
                 if merged.is_empty() {
                     continue;
                 }
                 let compaction = CommitRecord { epoch, files: merged, replaced, committed_at_micros: chrono::Utc::now().timestamp_micros(), ..record.clone() };
                 if let Err(e) = commit(config.store.as_ref(), &config.records, &compaction) {
-                    eprintln!("error: cannot commit the compaction of {folder} (epoch {epoch}): {e} (the next start recovers)");
-                    std::process::exit(1);
+                    return c.failure.fail(Fatal::Compact { folder, error: format!("committing it (epoch {epoch}): {e}") });
                 }
                 tracing::info!(epoch, %folder, files = compaction.replaced.len(), merged = compaction.files.len(), seconds = started.elapsed().as_secs_f64(), "compacted a closed hour");
                 names.committed(&config.records, &compaction);

@@ -30,6 +30,7 @@ use timely::dataflow::StreamVec;
 use std::sync::Arc;
 
 use crate::counters::Counters;
+use crate::failure::Fatal;
 use crate::runs::{merge, MinuteRun, Run, SharedRun};
 use crate::stats::{p95_rank, value_at_rank, Sum};
 
@@ -177,11 +178,12 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                         let mut session = output.session(&cap);
                         for (ty, updates) in types {
                             // One final value per day and type; anything else is a bug that
-                            // would write duplicate or missing rows: stop (the process exits
-                            // and a restart recomputes the day) instead of writing it.
+                            // would write duplicate or missing rows: report it (the process
+                            // ends and a restart recomputes the day) instead of writing it.
                             let finals: isize = updates.iter().map(|(_, d)| *d).sum();
                             if finals != 1 || updates.len() != 1 {
-                                panic!("daily_p95 for {} and {ty}: {} final values with total weight {finals}, where one is expected; nothing is written for the day", date_string(day), updates.len());
+                                counters.failure.fail(Fatal::Invariant(format!("daily_p95 for {} and {ty}: {} final values with total weight {finals}, where one is expected; nothing is written for the day", date_string(day), updates.len())));
+                                continue;
                             }
                             session.give(to_row(day, ty, &updates[0].0));
                         }

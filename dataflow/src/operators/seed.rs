@@ -29,6 +29,9 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::counters::Counters;
+use crate::failure::Fatal;
+
 /// A committed distinct event fed back after a restart: the row, its minute, and whether it
 /// also goes to the aggregates (`false`: dedup only).
 pub type Seed = (EventRow, u64, bool);
@@ -45,12 +48,14 @@ pub fn seed_range(from_minute: u64, horizon_minutes: u64) -> Option<(u64, u64)> 
 
 /// The seeds of a restart, as a source of a scope.
 pub trait SeedEvents<'s> {
-    /// Reads the seeds of a restart at `from_minute` (see the module header) on this worker.
+    /// Reads the seeds of a restart at `from_minute` (see the module header) on this worker;
+    /// a failure to read them is reported to `counters.failure` (nothing is then committed).
     fn seed_events(
         self,
         store: Arc<dyn TableStore>,
         from_minute: u64,
         horizon_minutes: u64,
+        counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, Seed>;
 }
 
@@ -60,35 +65,52 @@ impl<'s> SeedEvents<'s> for Scope<'s, u64> {
         store: Arc<dyn TableStore>,
         from_minute: u64,
         horizon_minutes: u64,
+        counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, Seed> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
         source::<_, CapacityContainerBuilder<Vec<Seed>>, _, _>(scope, "SeedFromEvents", move |cap, _info| {
             let mut cap = Some(cap);
+            // Kept after a failure, so that nothing downstream runs ahead of the missing seeds.
+            let mut failed = None;
             move |output| {
+                if failed.is_some() {
+                    return;
+                }
                 let Some(cap) = cap.take() else { return };
                 let Some((first, measured)) = seed_range(from_minute, horizon_minutes) else { return };
-                let files = files_to_read(store.as_ref(), first, from_minute)
-                    .unwrap_or_else(|e| panic!("cannot list the events table to resume: {e}"));
-                let mut by_minute: BTreeMap<u64, Vec<Seed>> = BTreeMap::new();
-                for path in files.iter().skip(index).step_by(peers) {
-                    let bytes = match store.get(path) {
-                        Ok(Some(bytes)) => bytes,
-                        Ok(None) => panic!("cannot resume: committed file {path} is gone from {}", store.describe()),
-                        Err(e) => panic!("cannot resume: reading {path}: {e}"),
-                    };
-                    let rows = decode_events(bytes).unwrap_or_else(|e| panic!("cannot resume: {path}: {e}"));
-                    for row in rows {
-                        let minute = row.event.timestamp.minute();
-                        if (first..from_minute).contains(&minute) {
-                            by_minute.entry(minute).or_default().push((row, minute, minute >= measured));
+                let read = || -> Result<(usize, BTreeMap<u64, Vec<Seed>>), String> {
+                    let files = files_to_read(store.as_ref(), first, from_minute)
+                        .map_err(|e| format!("cannot list the events table: {e}"))?;
+                    let mut by_minute: BTreeMap<u64, Vec<Seed>> = BTreeMap::new();
+                    for path in files.iter().skip(index).step_by(peers) {
+                        let bytes = match store.get(path) {
+                            Ok(Some(bytes)) => bytes,
+                            Ok(None) => return Err(format!("committed file {path} is gone from {}", store.describe())),
+                            Err(e) => return Err(format!("reading {path}: {e}")),
+                        };
+                        let rows = decode_events(bytes).map_err(|e| format!("{path}: {e}"))?;
+                        for row in rows {
+                            let minute = row.event.timestamp.minute();
+                            if (first..from_minute).contains(&minute) {
+                                by_minute.entry(minute).or_default().push((row, minute, minute >= measured));
+                            }
                         }
                     }
-                }
+                    Ok((files.len(), by_minute))
+                };
+                let (files, by_minute) = match read() {
+                    Ok(read) => read,
+                    Err(e) => {
+                        counters.failure.fail(Fatal::Resume(e));
+                        failed = Some(cap);
+                        return;
+                    }
+                };
                 let seeds: usize = by_minute.values().map(Vec::len).sum();
                 tracing::info!(
                     worker = index,
-                    files = files.len().div_ceil(peers),
+                    files = files.div_ceil(peers),
                     seeds,
                     "read back the committed events the open day and dedup need"
                 );

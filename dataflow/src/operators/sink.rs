@@ -41,6 +41,7 @@ use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::counters::{table_index, Counters};
+use crate::failure::Fatal;
 
 /// The prefix of live minute files: `part-m<minute>-NNN.parquet` (see the module header).
 const LIVE_PREFIX: &str = "part-m";
@@ -81,7 +82,7 @@ impl SinkConfig {
         digits: usize,
         containers: &[Vec<R>],
         notes: &mut Vec<(String, u64)>,
-    ) {
+    ) -> Result<(), Fatal> {
         // Sorting (key, row) pairs reads each row once instead of at every comparison.
         let mut keyed: Vec<(R::SortKey, &R)> = containers.iter().flatten().map(|r| (r.sort_key(), r)).collect();
         keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -94,9 +95,9 @@ impl SinkConfig {
                 continue;
             }
             let bytes = encode_parquet(&R::to_batch(chunk, now))
-                .unwrap_or_else(|e| panic!("cannot encode {folder} as Parquet: {e}"));
+                .map_err(|e| Fatal::Write { path: path.clone(), error: format!("encoding it as Parquet: {e}") })?;
             if let Err(e) = self.store.put(&pending_path(&path), &bytes) {
-                panic!("cannot write {path}: {e}");
+                return Err(Fatal::Write { path, error: e.to_string() });
             }
             notes.push((path, bytes.len() as u64));
             self.counters.files_written.fetch_add(1, Relaxed);
@@ -105,6 +106,7 @@ impl SinkConfig {
             self.counters.table_bytes[table].fetch_add(bytes.len() as u64, Relaxed);
             self.counters.rows_written[table].fetch_add(chunk.len() as u64, Relaxed);
         }
+        Ok(())
     }
 }
 
@@ -117,7 +119,8 @@ type JobNotes = Vec<(String, u64)>;
 /// Starts the thread that sorts, encodes and stores a sink's files, in the order the jobs
 /// are sent, so that Parquet encoding and store requests never hold up the worker; each
 /// job's notes (final names and sizes) come back on the returned receiver, and `wake`
-/// activates the operator. The thread ends when the job sender is dropped.
+/// activates the operator. The thread ends when the job sender is dropped, or at a failed
+/// write, which it reports to the run's [`crate::failure::Failure`].
 fn start_writer<R: Table + Send + 'static>(
     config: SinkConfig,
     wake: timely::scheduling::SyncActivator,
@@ -129,7 +132,11 @@ fn start_writer<R: Table + Send + 'static>(
         .spawn(move || {
             for (folder, prefix, digits, containers) in job_queue {
                 let mut notes = Vec::new();
-                config.write(&folder, &prefix, digits, &containers, &mut notes);
+                if let Err(fatal) = config.write(&folder, &prefix, digits, &containers, &mut notes) {
+                    // The job's capability stays held by the operator: nothing after the
+                    // failed file is committed (see `crate::failure`).
+                    return config.counters.failure.fail(fatal);
+                }
                 if done.send(notes).is_err() {
                     return;
                 }
@@ -249,7 +256,9 @@ where
                     // Rows are buffered only under a held capability, so every job has one.
                     let cap = held.as_ref().expect("buffered rows have a held capability");
                     in_flight.push_back(cap.clone());
-                    jobs.send(job).expect("the writing thread ends only with the operator");
+                    // Refused only once the writing thread has failed: the job's capability
+                    // then stays held, and the failure ends the process.
+                    let _ = jobs.send(job);
                 }
                 if let Some(cap) = held.as_mut() {
                     match buffered.values().flatten().map(|(t, _)| *t).min() {

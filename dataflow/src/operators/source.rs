@@ -83,6 +83,7 @@ use self::lateness::PartitionWatermark;
 use self::prefetch::{Next, ParsedBatch, Prefetcher};
 use self::validate::{classify, Classified};
 use crate::counters::Counters;
+use crate::failure::Fatal;
 
 /// How the source reads.
 #[derive(Clone, Debug)]
@@ -234,6 +235,11 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         let mut capabilities = Some(capabilities);
         move |_frontiers| {
             let Some(caps) = capabilities.as_mut() else { return };
+            if counters.failure.failed() {
+                // A failed run reads no more; it ends with the process (see `crate::failure`).
+                assigned.clear(); // ends the reading threads
+                return;
+            }
             if config.stop.load(Relaxed) {
                 capabilities = None;
                 assigned.clear(); // ends the reading threads
@@ -296,7 +302,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         part.caught_up = part.reader.lag().is_none_or(|lag| lag == 0);
                         continue;
                     }
-                    Next::Failed(e) => panic!("source failed: {e}"),
+                    Next::Failed(e) => return counters.failure.fail(Fatal::Source(e)),
                 };
                 match status {
                     PollStatus::Data | PollStatus::Idle => more = true,
