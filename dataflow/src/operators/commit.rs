@@ -1,7 +1,14 @@
 //! The committer: turns the files the sinks wrote into committed epochs.
 //!
-//! Files: this one (the operator and the epoch protocol), `commit/compact.rs` (merging closed
-//! hours), `commit/fold.rs` (folding the records), `commit/latency.rs` (window latency).
+//! Files: this one (the operator, which decides the epochs, and the thread that commits
+//! them), `commit/compact.rs` (merging closed hours), `commit/fold.rs` (folding the records),
+//! `commit/latency.rs` (window latency).
+//!
+//! The operator runs on worker 0 and never waits for the store: it decides each epoch's
+//! record (files, frontier, resume points) and hands it to a committing thread, which writes
+//! the records in order, then the renames, the folding and the compactions. When the input
+//! ends, the operator waits for that thread, so a run ends only once its last epoch is
+//! committed.
 //!
 //! The protocol (pending names, commit records, recovery, resume points) is explained in
 //! `connectors::sink::commit`. This operator is its dataflow half:
@@ -33,7 +40,9 @@
 //!   failure, which the committer checks before every commit.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
@@ -119,89 +128,140 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
         for (p, point) in config.previous.iter().flat_map(|(_, r)| r) {
             points.entry(*p).or_default().insert(point.minute, *point);
         }
-        let mut epoch = config.first_epoch;
         let mut last_commit = Instant::now() - config.interval;
-        let mut names = Folder {
-            committed: (*config.committed).clone(),
-            replaced: (*config.replaced).clone(),
-            every: config.fold_every,
-        };
-        // Hour folders holding committed minute files, by the end (minute) of their hour.
-        let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
-        let note_minute_files =
-            move |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
-                for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
-                    to_compact.entry(end).or_default().insert(folder.to_owned());
-                }
-            };
-        if config.compact_after_minutes.is_some() {
-            note_minute_files(&config.uncompacted, &mut to_compact);
-        }
+        // The store's half runs on a thread of its own (started by the worker that commits).
+        let mut committer: Option<(Sender<CommitRecord>, JoinHandle<()>)> = None;
         notes.sink(Exchange::new(|_: &CommitNote| 0), "Commit", move |(input, frontier)| {
-        input.for_each(|cap, data| {
-            let time = cap.least().copied().unwrap_or(0);
-            for note in data.drain(..) {
-                match note {
-                    CommitNote::File(f, bytes) => pending.push((time, f, bytes)),
-                    CommitNote::Resume(p, point) => {
-                        points.entry(p).or_default().insert(point.minute, point);
+            input.for_each(|cap, data| {
+                let time = cap.least().copied().unwrap_or(0);
+                for note in data.drain(..) {
+                    match note {
+                        CommitNote::File(f, bytes) => pending.push((time, f, bytes)),
+                        CommitNote::Resume(p, point) => {
+                            points.entry(p).or_default().insert(point.minute, point);
+                        }
                     }
+                }
+            });
+            let done = frontier.is_empty();
+            'decide: {
+                // After a failure nothing more is committed (see `crate::failure`): a file of
+                // the failed operator may be missing below the frontier.
+                if config.counters.failure.failed() {
+                    pending.clear();
+                    break 'decide;
+                }
+                let limit = frontier.frontier().first().copied();
+                let complete = |t: &u64| limit.is_none_or(|l| *t < l);
+                let big_enough = || {
+                    config.max_bytes > 0
+                        && pending.iter().filter(|(t, _, _)| complete(t)).map(|(_, _, b)| b).sum::<u64>()
+                            >= config.max_bytes
+                };
+                if pending.is_empty() || (!done && last_commit.elapsed() < config.interval && !big_enough()) {
+                    break 'decide;
+                }
+                let (ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(t, _, _)| complete(t));
+                pending = rest;
+                if ready.is_empty() {
+                    break 'decide;
+                }
+                let c = &config.counters;
+                // Rows before the previous record's frontier are committed too: the frontier
+                // never goes back. A point at time 0 has no message before it and is valid for
+                // any frontier. A live run that stops (Ctrl-C) commits the files its sinks
+                // completed, but claims no more than the previous record did: when the source
+                // stops, the frontier runs to the end through intermediate values that say
+                // nothing about completeness, and a sink may have dropped rows below one of
+                // them. The next run recomputes from there and skips the files committed here.
+                let stopped = done && config.stop.load(Relaxed);
+                let frontier_minute =
+                    if stopped { Some(recorded_frontier) } else { limit.map(|l| l.max(recorded_frontier)) };
+                let mut resume = BTreeMap::new();
+                for (p, by_minute) in points.iter_mut() {
+                    let below = frontier_minute.map_or(u64::MAX, |f| f.max(1));
+                    if let Some((&minute, &point)) = by_minute.range(..below).next_back() {
+                        resume.insert(*p, point);
+                        *by_minute = by_minute.split_off(&minute); // older points are never needed again
+                    }
+                }
+                let record = CommitRecord {
+                    version: CHECKPOINT_VERSION,
+                    epoch: 0, // numbered by the committing thread, which also numbers compactions
+                    frontier_minute,
+                    files: ready.into_iter().map(|(_, f, _)| f).collect(),
+                    resume,
+                    replaced: Vec::new(),
+                    positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
+                    watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),
+                    committed_at_micros: 0,
+                    input: Some(config.input.clone()),
+                };
+                let (records, _) = committer.get_or_insert_with(|| start_committer(config.clone()));
+                // Refused only once the thread has failed, which ends the process.
+                let _ = records.send(record);
+                recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
+                last_commit = Instant::now();
+            }
+            if done {
+                // The input has ended: the run ends once every epoch sent is committed.
+                if let Some((records, thread)) = committer.take() {
+                    drop(records);
+                    let _ = thread.join();
                 }
             }
         });
-        // After a failure nothing more is committed (see `crate::failure`): a file of the
-        // failed operator may be missing below the frontier.
-        if config.counters.failure.failed() {
-            pending.clear();
-            return;
+    }
+}
+
+/// Starts the thread that writes the commit records the operator decides, in order: each
+/// record (numbered here), the renames, then the bookkeeping (window latency, folding,
+/// counters) and the compaction of the hours the frontier has left far enough behind. Store
+/// requests (an fsync, S3 round trips, a compaction's reads and writes) never hold up the
+/// worker. A failure is reported to the run's failure and ends the thread: nothing is
+/// committed after it.
+fn start_committer(config: CommitConfig) -> (Sender<CommitRecord>, JoinHandle<()>) {
+    let (records, queue) = std::sync::mpsc::channel::<CommitRecord>();
+    let thread = std::thread::Builder::new()
+        .name("commit".into())
+        .spawn(move || {
+            if let Err(fatal) = commit_all(&config, queue) {
+                config.counters.failure.fail(fatal);
+            }
+        })
+        .expect("cannot start the committing thread");
+    (records, thread)
+}
+
+/// The committing thread's loop (see [`start_committer`]).
+fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<(), Fatal> {
+    let c = &config.counters;
+    let mut epoch = config.first_epoch;
+    let mut names = Folder {
+        committed: (*config.committed).clone(),
+        replaced: (*config.replaced).clone(),
+        every: config.fold_every,
+    };
+    // Hour folders holding committed minute files, by the end (minute) of their hour.
+    let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let note_minute_files = |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
+        for (folder, end) in files.iter().filter_map(|f| minute_file(f)) {
+            to_compact.entry(end).or_default().insert(folder.to_owned());
         }
-        let done = frontier.is_empty();
-        let limit = frontier.frontier().first().copied();
-        let complete = |t: &u64| limit.is_none_or(|l| *t < l);
-        let big_enough = || config.max_bytes > 0 && pending.iter().filter(|(t, _, _)| complete(t)).map(|(_, _, b)| b).sum::<u64>() >= config.max_bytes;
-        if pending.is_empty() || (!done && last_commit.elapsed() < config.interval && !big_enough()) {
-            return;
-        }
-        let (ready, rest): (Vec<_>, Vec<_>) = pending.drain(..).partition(|(t, _, _)| complete(t));
-        pending = rest;
-        if ready.is_empty() {
-            return;
+    };
+    if config.compact_after_minutes.is_some() {
+        note_minute_files(&config.uncompacted, &mut to_compact);
+    }
+    for mut record in queue {
+        if c.failure.failed() {
+            return Ok(()); // reported elsewhere; nothing more is committed
         }
         let started = Instant::now();
-        let c = &config.counters;
-        // Rows before the previous record's frontier are committed too: the frontier never
-        // goes back. A point at time 0 has no message before it and is valid for any frontier.
-        // A live run that stops (Ctrl-C) commits the files its sinks completed, but claims no
-        // more than the previous record did: when the source stops, the frontier runs to the
-        // end through intermediate values that say nothing about completeness, and a sink
-        // may have dropped rows below one of them. The next run recomputes from there and
-        // skips the files committed here.
-        let stopped = done && config.stop.load(Relaxed);
-        let frontier_minute = if stopped { Some(recorded_frontier) } else { limit.map(|l| l.max(recorded_frontier)) };
-        let mut resume = BTreeMap::new();
-        for (p, by_minute) in points.iter_mut() {
-            let below = frontier_minute.map_or(u64::MAX, |f| f.max(1));
-            if let Some((&minute, &point)) = by_minute.range(..below).next_back() {
-                resume.insert(*p, point);
-                *by_minute = by_minute.split_off(&minute); // older points are never needed again
-            }
-        }
-        let record = CommitRecord {
-            version: CHECKPOINT_VERSION,
-            epoch,
-            frontier_minute,
-            files: ready.into_iter().map(|(_, f, _)| f).collect(),
-            resume,
-            replaced: Vec::new(),
-            positions: c.partition_positions.lock().map(|p| p.clone()).unwrap_or_default(),
-            watermarks: c.partition_watermarks.lock().map(|w| w.clone()).unwrap_or_default(),
-            committed_at_micros: chrono::Utc::now().timestamp_micros(),
-            input: Some(config.input.clone()),
-        };
-        if let Err(e) = commit(config.store.as_ref(), &config.records, &record) {
-            return c.failure.fail(Fatal::Commit { epoch, error: e.to_string() });
-        }
-        tracing::debug!(epoch, files = record.files.len(), frontier = ?limit, "committed");
+        record.epoch = epoch;
+        record.committed_at_micros = chrono::Utc::now().timestamp_micros();
+        commit(config.store.as_ref(), &config.records, &record)
+            .map_err(|e| Fatal::Commit { epoch, error: e.to_string() })?;
+        tracing::debug!(epoch, files = record.files.len(), frontier = ?record.frontier_minute, "committed");
         record_window_latencies(c, &record.files);
         names.committed(&config.records, &record);
         c.last_epoch.store(epoch, Relaxed);
@@ -210,10 +270,8 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
             d.push(started.elapsed().as_secs_f64());
         }
         epoch += 1;
-        recorded_frontier = frontier_minute.unwrap_or(u64::MAX);
-        last_commit = Instant::now();
         // Compaction of the hours the frontier has left far enough behind.
-        let (Some(after), Some(frontier)) = (config.compact_after_minutes, frontier_minute) else { return };
+        let (Some(after), Some(frontier)) = (config.compact_after_minutes, record.frontier_minute) else { continue };
         note_minute_files(&record.files, &mut to_compact);
         while let Some(entry) = to_compact.first_entry() {
             if entry.key() + after > frontier {
@@ -221,23 +279,28 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
             }
             for folder in entry.remove() {
                 let started = Instant::now();
-                let (merged, replaced) = match merge_folder(config.store.as_ref(), &folder, config.rows_per_file) {
-                    Ok(merged) => merged,
-                    Err(e) => return c.failure.fail(Fatal::Compact { folder, error: format!("{e:#}") }),
-                };
+                let (merged, replaced) = merge_folder(config.store.as_ref(), &folder, config.rows_per_file)
+                    .map_err(|e| Fatal::Compact { folder: folder.clone(), error: format!("{e:#}") })?;
                 if merged.is_empty() {
                     continue;
                 }
-                let compaction = CommitRecord { epoch, files: merged, replaced, committed_at_micros: chrono::Utc::now().timestamp_micros(), ..record.clone() };
-                if let Err(e) = commit(config.store.as_ref(), &config.records, &compaction) {
-                    return c.failure.fail(Fatal::Compact { folder, error: format!("committing it (epoch {epoch}): {e}") });
-                }
+                let compaction = CommitRecord {
+                    epoch,
+                    files: merged,
+                    replaced,
+                    committed_at_micros: chrono::Utc::now().timestamp_micros(),
+                    ..record.clone()
+                };
+                commit(config.store.as_ref(), &config.records, &compaction).map_err(|e| Fatal::Compact {
+                    folder: folder.clone(),
+                    error: format!("committing it (epoch {epoch}): {e}"),
+                })?;
                 tracing::info!(epoch, %folder, files = compaction.replaced.len(), merged = compaction.files.len(), seconds = started.elapsed().as_secs_f64(), "compacted a closed hour");
                 names.committed(&config.records, &compaction);
                 c.last_epoch.store(epoch, Relaxed);
                 epoch += 1;
             }
         }
-    });
     }
+    Ok(())
 }
