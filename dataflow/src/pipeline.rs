@@ -24,6 +24,7 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
+use crate::failure::Fatal;
 use crate::operators::commit::{CommitConfig, CommitFiles, CommitNote};
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
@@ -253,9 +254,10 @@ pub fn run(
         let frontier = match built {
             Ok(probe) => probe,
             Err(e) => {
-                // The other workers would wait for this one forever: end the process.
-                eprintln!("error: worker {} cannot build the dataflow: {e:#}", worker.index());
-                std::process::exit(1);
+                // The other workers would wait for this one forever: the failure ends the
+                // process (see `crate::failure`).
+                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {e:#}", worker.index())));
+                return Ok(());
             }
         };
         if worker.index() == 0 && !config.source_config.bounded {

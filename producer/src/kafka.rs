@@ -51,6 +51,7 @@ pub fn replay(
     let mut sent = vec![0u64; count as usize];
     let mut batch = MessageBatch::default();
     'partitions: for p in partitions {
+        warn_on_unterminated_line(&source.partition_path(p));
         let mut reader = source.open(p, None, true)?;
         loop {
             batch.clear();
@@ -72,6 +73,17 @@ pub fn replay(
     }
     sink.flush(FLUSH_TIMEOUT)?;
     Ok(sent)
+}
+
+/// Warns when the file's last line has no `\n`: the file source does not count it as a
+/// message yet (a writer may still be appending it), so it is not sent.
+fn warn_on_unterminated_line(path: &Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else { return };
+    let mut last = [0u8; 1];
+    if file.seek(SeekFrom::End(-1)).is_ok() && file.read_exact(&mut last).is_ok() && last[0] != b'\n' {
+        tracing::warn!(file = %path.display(), "the last line has no newline: not a message yet, not sent");
+    }
 }
 
 /// The `device_id` of a JSON line, or an empty key.

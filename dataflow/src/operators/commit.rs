@@ -207,7 +207,9 @@ impl CommitFiles for StreamVec<'_, u64, CommitNote> {
                 // The input has ended: the run ends once every epoch sent is committed.
                 if let Some((records, thread)) = committer.take() {
                     drop(records);
-                    let _ = thread.join();
+                    if let Err(panic) = thread.join() {
+                        std::panic::resume_unwind(panic);
+                    }
                 }
             }
         });
@@ -252,7 +254,16 @@ fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<()
     if config.compact_after_minutes.is_some() {
         note_minute_files(&config.uncompacted, &mut to_compact);
     }
-    for mut record in queue {
+    while let Ok(mut record) = queue.recv() {
+        // Records decided while the previous commit was being written are committed as one
+        // epoch (the last one's frontier and resume points, every one's files), as one
+        // commit waiting for the store used to gather them: a slow store gets fewer, larger
+        // epochs, not a backlog.
+        while let Ok(mut next) = queue.try_recv() {
+            let mut files = std::mem::take(&mut record.files);
+            files.append(&mut next.files);
+            record = CommitRecord { files, ..next };
+        }
         if c.failure.failed() {
             return Ok(()); // reported elsewhere; nothing more is committed
         }
@@ -278,6 +289,9 @@ fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<()
                 break;
             }
             for folder in entry.remove() {
+                if c.failure.failed() {
+                    return Ok(());
+                }
                 let started = Instant::now();
                 let (merged, replaced) = merge_folder(config.store.as_ref(), &folder, config.rows_per_file)
                     .map_err(|e| Fatal::Compact { folder: folder.clone(), error: format!("{e:#}") })?;

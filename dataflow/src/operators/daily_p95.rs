@@ -141,6 +141,8 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                 // Per day: a capability at its last minute, and each key's accumulated updates.
                 type Updates = Vec<(DailyStats, isize)>;
                 let mut days: BTreeMap<i32, (Capability<u64>, BTreeMap<DeviceType, Updates>)> = BTreeMap::new();
+                // The capabilities of days whose final values broke the invariant, held.
+                let mut failed: Vec<Capability<u64>> = Vec::new();
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
                         for (((day, ty), stats), time, diff) in data.drain(..) {
@@ -175,16 +177,21 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
                             break;
                         }
                         let (cap, types) = entry.remove();
+                        // One final value per day and type; anything else is a bug that would
+                        // write duplicate or missing rows: report it instead (the process ends
+                        // and a restart recomputes the day), write nothing for the day, and keep
+                        // its capability, so that no frontier past the day is ever committed.
+                        let broken = types.iter().find_map(|(ty, updates)| {
+                            let finals: isize = updates.iter().map(|(_, d)| *d).sum();
+                            (finals != 1 || updates.len() != 1).then(|| format!("daily_p95 for {} and {ty}: {} final values with total weight {finals}, where one is expected; nothing is written for the day", date_string(day), updates.len()))
+                        });
+                        if let Some(message) = broken {
+                            counters.failure.fail(Fatal::Invariant(message));
+                            failed.push(cap);
+                            continue;
+                        }
                         let mut session = output.session(&cap);
                         for (ty, updates) in types {
-                            // One final value per day and type; anything else is a bug that
-                            // would write duplicate or missing rows: report it (the process
-                            // ends and a restart recomputes the day) instead of writing it.
-                            let finals: isize = updates.iter().map(|(_, d)| *d).sum();
-                            if finals != 1 || updates.len() != 1 {
-                                counters.failure.fail(Fatal::Invariant(format!("daily_p95 for {} and {ty}: {} final values with total weight {finals}, where one is expected; nothing is written for the day", date_string(day), updates.len())));
-                                continue;
-                            }
                             session.give(to_row(day, ty, &updates[0].0));
                         }
                     }
