@@ -49,6 +49,47 @@ pub struct DailyStats {
 }
 
 /// The daily p95 operator on the collection of distinct accepted events' measurements.
+///
+/// # Examples
+///
+/// A day of 600 durations 1, 2, …, 600 ms (in one-minute runs) gets one final row at the
+/// day's last minute; a day of 499 gets none:
+///
+/// ```
+/// use std::sync::Arc;
+/// use connectors::calendar::DAY_MINUTES;
+/// use connectors::schema::DeviceType;
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::daily_p95::DailyP95;
+/// use dataflow::runs::{MinuteRun, Run};
+/// use differential_dataflow::AsCollection;
+/// use timely::dataflow::operators::capture::{Capture, Event};
+/// use timely::dataflow::operators::vec::ToStream;
+///
+/// let day = 20_395u64; // 2025-11-03
+/// let runs: Vec<_> = (0..1099u64)
+///     .map(|i| {
+///         let (day, duration) = if i < 600 { (day, i + 1) } else { (day + 1, i) };
+///         let minute = day * DAY_MINUTES + i % DAY_MINUTES;
+///         let values = Run::from_values(vec![((duration as f64).to_bits(), 0)]);
+///         (MinuteRun { minute, device_type: DeviceType::ALL[0], values }, minute, 1isize)
+///     })
+///     .collect();
+/// let captured = timely::example(move |scope| {
+///     runs.to_stream(scope).as_collection().daily_p95(60, false, Arc::new(Counters::new())).capture()
+/// });
+/// let rows: Vec<_> = captured
+///     .try_iter()
+///     .flat_map(|event| match event {
+///         Event::Messages(stamp, rows) => rows.into_iter().map(|r| (*stamp.expect_singleton(), r)).collect(),
+///         Event::Progress(_) => Vec::new(),
+///     })
+///     .collect();
+/// assert_eq!(rows.len(), 1);
+/// let (time, row) = &rows[0];
+/// assert_eq!((*time, row.date as u64, row.event_count), ((day + 1) * DAY_MINUTES - 1, day, 600));
+/// assert_eq!((row.outliers_removed, row.p95_duration, row.mean_duration), (0, 570.0, 300.5));
+/// ```
 pub trait DailyP95<'s> {
     /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
     /// event-time period of provisional values; `log_provisional` logs each one.
