@@ -72,6 +72,54 @@ pub struct Distinct<'s> {
 }
 
 /// The dedup operator on a collection of accepted events.
+///
+/// # Examples
+///
+/// Two copies of one event id, two minutes apart (within a 60-minute horizon): the earlier
+/// is kept, at its own minute, and the other is counted as a duplicate:
+///
+/// ```
+/// use std::borrow::Cow;
+/// use std::sync::Arc;
+/// use connectors::schema::{DeviceType, Event, EventId, EventRow, EventTime, Position, Status};
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::dedup::DedupByEventId;
+/// use dataflow::operators::seed::Seed;
+/// use differential_dataflow::AsCollection;
+/// use timely::dataflow::operators::capture::{Capture, Event as Captured};
+/// use timely::dataflow::operators::vec::ToStream;
+///
+/// let copy = |minute: i64, offset: u64| {
+///     let event = Event {
+///         event_id: EventId::Text(Cow::Borrowed("reading-1")),
+///         device_id: Cow::Borrowed("sensor-7"),
+///         device_type: DeviceType::ALL[0],
+///         timestamp: EventTime(minute * 60_000_000),
+///         event_duration: 12.5,
+///         value: 3.0,
+///         status: Status::Normal,
+///         location: None,
+///         firmware: None,
+///     };
+///     (EventRow { position: Position { partition: 0, offset }, event }, minute as u64, 1isize)
+/// };
+/// let counters = Arc::new(Counters::new());
+/// let c = Arc::clone(&counters);
+/// let captured = timely::example(move |scope| {
+///     let seeds = Vec::<Seed>::new().to_stream(scope);
+///     let events = vec![copy(29_000_000, 0), copy(29_000_002, 1)].to_stream(scope).as_collection();
+///     events.dedup_by_event_id(seeds, 60, c).rows.capture()
+/// });
+/// let kept: Vec<_> = captured
+///     .try_iter()
+///     .flat_map(|event| match event {
+///         Captured::Messages(stamp, rows) => rows.into_iter().map(|r| (*stamp.expect_singleton(), r.position.offset)).collect(),
+///         Captured::Progress(_) => Vec::new(),
+///     })
+///     .collect();
+/// assert_eq!(kept, vec![(29_000_000, 0)]);
+/// assert_eq!(counters.duplicates.load(std::sync::atomic::Ordering::Relaxed), 1);
+/// ```
 pub trait DedupByEventId<'s> {
     /// Keeps the first copy of each event id; see the module header for the exact rule.
     /// `horizon_minutes` bounds how long an id is remembered after its event time; `seeds`
