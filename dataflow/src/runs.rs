@@ -183,14 +183,10 @@ mod tests {
 
     #[test]
     fn merge_equals_a_naive_count_for_any_split() {
-        let mut seed = 7u64;
-        let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (seed >> 33) % 50
-        };
+        let mut rng = crate::operators::harness::Lcg(7);
         for k in [0, 1, 2, 3, 4, 5, 9, 40] {
             let runs: Vec<(Vec<u64>, i64)> =
-                (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| next()).collect(), [1, 1, 2, -1][i % 4])).collect();
+                (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| rng.below(50)).collect(), [1, 1, 2, -1][i % 4])).collect();
             let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
             assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "k = {k}");
         }

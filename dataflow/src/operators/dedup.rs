@@ -324,7 +324,8 @@ mod tests {
                     firmware: None,
                 };
                 let position = Position { partition: rng.below(3) as u32, offset: (offset * 10) as u64 + copy };
-                out.push((EventRow { position, event: event.clone() }, event.timestamp.minute()));
+                let minute = event.timestamp.minute();
+                out.push((EventRow { position, event }, minute));
             }
         }
         out
@@ -374,16 +375,15 @@ mod tests {
     #[test]
     fn generations_remember_exactly_one_horizon() {
         let mut rng = Lcg(11);
-        let mut next = |n: u64| rng.below(n);
         for horizon in [0, 1, 3, 60] {
             let mut gens = Generations::new(horizon);
             let mut naive: std::collections::HashMap<u64, u64> = Default::default();
             let mut minute = 0;
             for _ in 0..5_000 {
-                minute += [0, 0, 0, 1, 1, 2, horizon, horizon + 1, 2 * horizon + 3][next(9) as usize];
+                minute += [0, 0, 0, 1, 1, 2, horizon, horizon + 1, 2 * horizon + 3][rng.below(9) as usize];
                 gens.advance_to(minute);
-                for _ in 0..next(4) {
-                    let id = next(40);
+                for _ in 0..rng.below(4) {
+                    let id = rng.below(40);
                     let expected = match naive.get(&id) {
                         Some(&kept) if minute <= kept + horizon => false,
                         _ => {

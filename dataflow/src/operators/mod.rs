@@ -73,7 +73,8 @@ pub(crate) mod harness {
         out
     }
 
-    /// A small deterministic generator (an LCG), so a failing case can be replayed.
+    /// A small deterministic generator (an LCG) for the crate's unit tests, so a failing case
+    /// can be replayed.
     pub struct Lcg(pub u64);
 
     impl Lcg {

@@ -231,198 +231,198 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
         let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
         builder.build(move |capabilities| {
-        // One capability per output, always at the same time.
-        let mut capabilities = Some(capabilities);
-        move |_frontiers| {
-            let Some(caps) = capabilities.as_mut() else { return };
-            if counters.failure.failed() {
-                // A failed run reads no more; it ends with the process (see `crate::failure`).
-                assigned.clear(); // ends the reading threads
-                return;
-            }
-            if config.stop.load(Relaxed) {
-                capabilities = None;
-                assigned.clear(); // ends the reading threads
-                return;
-            }
-            if let Some(list) = discovered.as_ref().and_then(|d| d.lock().ok().and_then(|mut l| l.take())) {
-                // Positions in the sorted list decide ownership, as at start; Kafka numbers
-                // new partitions upwards, so existing positions do not move.
-                for (i, &p) in list.iter().enumerate() {
-                    if known.contains(&p) {
-                        continue;
-                    }
-                    if i % peers != index {
-                        known.push(p);
-                        continue;
-                    }
-                    match open(p) {
-                        Ok(a) => {
-                            tracing::info!(partition = p, worker = index, "reading a new partition");
-                            assigned.push(a);
+            // One capability per output, always at the same time.
+            let mut capabilities = Some(capabilities);
+            move |_frontiers| {
+                let Some(caps) = capabilities.as_mut() else { return };
+                if counters.failure.failed() {
+                    // A failed run reads no more; it ends with the process (see `crate::failure`).
+                    assigned.clear(); // ends the reading threads
+                    return;
+                }
+                if config.stop.load(Relaxed) {
+                    capabilities = None;
+                    assigned.clear(); // ends the reading threads
+                    return;
+                }
+                if let Some(list) = discovered.as_ref().and_then(|d| d.lock().ok().and_then(|mut l| l.take())) {
+                    // Positions in the sorted list decide ownership, as at start; Kafka numbers
+                    // new partitions upwards, so existing positions do not move.
+                    for (i, &p) in list.iter().enumerate() {
+                        if known.contains(&p) {
+                            continue;
+                        }
+                        if i % peers != index {
                             known.push(p);
+                            continue;
                         }
-                        Err(e) => tracing::warn!(partition = p, error = %e, "cannot open a new partition (will retry)"),
-                    }
-                }
-            }
-            let mut more = false;
-            let mut idle = false;
-            let mut throttled = false;
-            let least = frontier.with_frontier(|f| f.first().copied());
-            let mut accepted_out = accepted_out.activate();
-            let mut late_out = late_out.activate();
-            let mut rejected_out = rejected_out.activate();
-            let mut points_out = points_out.activate();
-            let mut accepted_session = accepted_out.session(&caps[0]);
-            // Late and rejected rows (rare) are sent at their own minute, like accepted events,
-            // so that every record's dataflow time is a function of the input alone.
-            let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
-            let floor = *caps[0].time();
-            for part in assigned.iter_mut() {
-                if let Some(start) = part.start.take() {
-                    points.push((start.minute.max(floor), (part.reader.partition(), start)));
-                }
-            }
-            for part in assigned.iter_mut().filter(|p| !p.ended) {
-                if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
-                    if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
-                        throttled = true;
-                        continue;
-                    }
-                }
-                let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next_batch() {
-                    Next::Batch(b) => {
-                        part.last_message = Instant::now();
-                        part.caught_up = false;
-                        b
-                    }
-                    Next::Empty => {
-                        idle = true;
-                        part.caught_up = part.reader.lag().is_none_or(|lag| lag == 0);
-                        continue;
-                    }
-                    Next::Failed(e) => return counters.failure.fail(Fatal::Source(e)),
-                };
-                match status {
-                    PollStatus::Data | PollStatus::Idle => more = true,
-                    PollStatus::Ended => part.ended = true,
-                }
-                let (mut accepted, mut late, mut replayed) = (0, 0, 0);
-                // Every record's minute is at least the capabilities' (the least watermark).
-                for ((pos, raw), parsed) in batch.iter().zip(parsed.drain(..)) {
-                    let max_event_before = part.watermark.max_event_time();
-                    let mut classified = classify(pos, raw, parsed, &mut part.watermark);
-                    if classified.minute() < floor {
-                        classified = behind_frontier(classified, floor);
-                    }
-                    let minute = classified.minute();
-                    if part.max_minute.is_none_or(|m| minute > m) {
-                        part.max_minute = Some(minute);
-                        let point = ResumePoint { offset: pos.offset, minute, max_event_micros: max_event_before.map(EventTime::micros) };
-                        points.push((minute, (pos.partition, point)));
-                    }
-                    if minute < from_minute {
-                        replayed += 1; // its rows are committed (a restart)
-                        continue;
-                    }
-                    match classified {
-                        Classified::Accepted(row) => {
-                            accepted += 1;
-                            accepted_session.give((row, minute, 1isize));
-                        }
-                        Classified::Late(row) => {
-                            late += 1;
-                            late_rows.push((minute, row));
-                        }
-                        Classified::Rejected(row) => {
-                            counters.add_rejected(row.reason, 1);
-                            rejected_rows.push((minute, row));
+                        match open(p) {
+                            Ok(a) => {
+                                tracing::info!(partition = p, worker = index, "reading a new partition");
+                                assigned.push(a);
+                                known.push(p);
+                            }
+                            Err(e) => tracing::warn!(partition = p, error = %e, "cannot open a new partition (will retry)"),
                         }
                     }
                 }
-                counters.read.fetch_add(batch.len() as u64, Relaxed);
-                counters.bytes_read.fetch_add((batch.payload_bytes() + batch.len()) as u64, Relaxed);
-                counters.accepted.fetch_add(accepted, Relaxed);
-                counters.late.fetch_add(late, Relaxed);
-                counters.replayed.fetch_add(replayed, Relaxed);
-                part.reader.recycle(batch, parsed);
-            }
-            drop(accepted_session);
-            for (minute, point) in points {
-                points_out.session(&caps[3].delayed(&minute)).give(point);
-            }
-            for (minute, row) in late_rows {
-                late_out.session(&caps[1].delayed(&minute)).give(row);
-            }
-            for (minute, row) in rejected_rows {
-                rejected_out.session(&caps[2].delayed(&minute)).give(row);
-            }
-            if let Some(timeout) = config.idle_timeout {
+                let mut more = false;
+                let mut idle = false;
+                let mut throttled = false;
+                let least = frontier.with_frontier(|f| f.first().copied());
+                let mut accepted_out = accepted_out.activate();
+                let mut late_out = late_out.activate();
+                let mut rejected_out = rejected_out.activate();
+                let mut points_out = points_out.activate();
+                let mut accepted_session = accepted_out.session(&caps[0]);
+                // Late and rejected rows (rare) are sent at their own minute, like accepted events,
+                // so that every record's dataflow time is a function of the input alone.
+                let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
+                let floor = *caps[0].time();
+                for part in assigned.iter_mut() {
+                    if let Some(start) = part.start.take() {
+                        points.push((start.minute.max(floor), (part.reader.partition(), start)));
+                    }
+                }
                 for part in assigned.iter_mut().filter(|p| !p.ended) {
-                    let idle = part.caught_up && part.last_message.elapsed() >= timeout;
-                    if idle != part.idle {
-                        part.idle = idle;
-                        let partition = part.reader.partition();
-                        match idle {
-                            true => tracing::info!(partition, timeout = %humantime::format_duration(timeout), "partition idle: it no longer holds the frontier back"),
-                            false => tracing::info!(partition, "partition active again"),
+                    if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
+                        if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
+                            throttled = true;
+                            continue;
+                        }
+                    }
+                    let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next_batch() {
+                        Next::Batch(b) => {
+                            part.last_message = Instant::now();
+                            part.caught_up = false;
+                            b
+                        }
+                        Next::Empty => {
+                            idle = true;
+                            part.caught_up = part.reader.lag().is_none_or(|lag| lag == 0);
+                            continue;
+                        }
+                        Next::Failed(e) => return counters.failure.fail(Fatal::Source(e)),
+                    };
+                    match status {
+                        PollStatus::Data | PollStatus::Idle => more = true,
+                        PollStatus::Ended => part.ended = true,
+                    }
+                    let (mut accepted, mut late, mut replayed) = (0, 0, 0);
+                    // Every record's minute is at least the capabilities' (the least watermark).
+                    for ((pos, raw), parsed) in batch.iter().zip(parsed.drain(..)) {
+                        let max_event_before = part.watermark.max_event_time();
+                        let mut classified = classify(pos, raw, parsed, &mut part.watermark);
+                        if classified.minute() < floor {
+                            classified = behind_frontier(classified, floor);
+                        }
+                        let minute = classified.minute();
+                        if part.max_minute.is_none_or(|m| minute > m) {
+                            part.max_minute = Some(minute);
+                            let point = ResumePoint { offset: pos.offset, minute, max_event_micros: max_event_before.map(EventTime::micros) };
+                            points.push((minute, (pos.partition, point)));
+                        }
+                        if minute < from_minute {
+                            replayed += 1; // its rows are committed (a restart)
+                            continue;
+                        }
+                        match classified {
+                            Classified::Accepted(row) => {
+                                accepted += 1;
+                                accepted_session.give((row, minute, 1isize));
+                            }
+                            Classified::Late(row) => {
+                                late += 1;
+                                late_rows.push((minute, row));
+                            }
+                            Classified::Rejected(row) => {
+                                counters.add_rejected(row.reason, 1);
+                                rejected_rows.push((minute, row));
+                            }
+                        }
+                    }
+                    counters.read.fetch_add(batch.len() as u64, Relaxed);
+                    counters.bytes_read.fetch_add((batch.payload_bytes() + batch.len()) as u64, Relaxed);
+                    counters.accepted.fetch_add(accepted, Relaxed);
+                    counters.late.fetch_add(late, Relaxed);
+                    counters.replayed.fetch_add(replayed, Relaxed);
+                    part.reader.recycle(batch, parsed);
+                }
+                drop(accepted_session);
+                for (minute, point) in points {
+                    points_out.session(&caps[3].delayed(&minute)).give(point);
+                }
+                for (minute, row) in late_rows {
+                    late_out.session(&caps[1].delayed(&minute)).give(row);
+                }
+                for (minute, row) in rejected_rows {
+                    rejected_out.session(&caps[2].delayed(&minute)).give(row);
+                }
+                if let Some(timeout) = config.idle_timeout {
+                    for part in assigned.iter_mut().filter(|p| !p.ended) {
+                        let idle = part.caught_up && part.last_message.elapsed() >= timeout;
+                        if idle != part.idle {
+                            part.idle = idle;
+                            let partition = part.reader.partition();
+                            match idle {
+                                true => tracing::info!(partition, timeout = %humantime::format_duration(timeout), "partition idle: it no longer holds the frontier back"),
+                                false => tracing::info!(partition, "partition active again"),
+                            }
                         }
                     }
                 }
-            }
-            if let (Ok(mut marks), Ok(mut idle)) = (counters.partition_watermarks.lock(), counters.partition_idle.lock()) {
-                for p in assigned.iter() {
-                    if let Some(w) = p.watermark.watermark() {
-                        marks.insert(p.reader.partition(), w.micros());
-                    }
-                    match p.ended {
-                        true => idle.remove(&p.reader.partition()),
-                        false => idle.insert(p.reader.partition(), p.idle),
-                    };
-                }
-            }
-            // Follow the least watermark of the partitions that are still open and active.
-            let open: Vec<_> = assigned.iter().filter(|p| !p.ended).collect();
-            if open.is_empty() {
-                capabilities = None;
-                return;
-            }
-            let watermark = |p: &Assigned| p.watermark.watermark().map_or(0, |w| w.micros().max(0));
-            let least = match open.iter().filter(|p| !p.idle).map(|p| watermark(p)).min() {
-                Some(least) => least,
-                // Every open partition of this worker is idle: follow the process's active ones
-                // (none active in the process: hold).
-                None => counters.least_active_watermark().unwrap_or(0),
-            };
-            counters.watermark_micros.fetch_max(least, Relaxed);
-            let minute = connectors::schema::EventTime(least).minute();
-            if minute > *caps[0].time() {
-                for cap in caps.iter_mut() {
-                    cap.downgrade(&minute);
-                }
-            }
-            if let Ok(mut positions) = counters.partition_positions.lock() {
-                for p in assigned.iter() {
-                    positions.insert(p.reader.partition(), p.reader.position());
-                }
-            }
-            if let Ok(mut lags) = counters.partition_lag.lock() {
-                for p in assigned.iter() {
-                    if let Some(lag) = p.reader.lag() {
-                        lags.insert(p.reader.partition(), lag);
+                if let (Ok(mut marks), Ok(mut idle)) = (counters.partition_watermarks.lock(), counters.partition_idle.lock()) {
+                    for p in assigned.iter() {
+                        if let Some(w) = p.watermark.watermark() {
+                            marks.insert(p.reader.partition(), w.micros());
+                        }
+                        match p.ended {
+                            true => idle.remove(&p.reader.partition()),
+                            false => idle.insert(p.reader.partition(), p.idle),
+                        };
                     }
                 }
+                // Follow the least watermark of the partitions that are still open and active.
+                let open: Vec<_> = assigned.iter().filter(|p| !p.ended).collect();
+                if open.is_empty() {
+                    capabilities = None;
+                    return;
+                }
+                let watermark = |p: &Assigned| p.watermark.watermark().map_or(0, |w| w.micros().max(0));
+                let least = match open.iter().filter(|p| !p.idle).map(|p| watermark(p)).min() {
+                    Some(least) => least,
+                    // Every open partition of this worker is idle: follow the process's active ones
+                    // (none active in the process: hold).
+                    None => counters.least_active_watermark().unwrap_or(0),
+                };
+                counters.watermark_micros.fetch_max(least, Relaxed);
+                let minute = connectors::schema::EventTime(least).minute();
+                if minute > *caps[0].time() {
+                    for cap in caps.iter_mut() {
+                        cap.downgrade(&minute);
+                    }
+                }
+                if let Ok(mut positions) = counters.partition_positions.lock() {
+                    for p in assigned.iter() {
+                        positions.insert(p.reader.partition(), p.reader.position());
+                    }
+                }
+                if let Ok(mut lags) = counters.partition_lag.lock() {
+                    for p in assigned.iter() {
+                        if let Some(lag) = p.reader.lag() {
+                            lags.insert(p.reader.partition(), lag);
+                        }
+                    }
+                }
+                if more {
+                    activator.activate();
+                } else if throttled {
+                    activator.activate_after(Duration::from_millis(2));
+                } else if idle || discovered.is_some() {
+                    activator.activate_after(config.idle_poll);
+                }
             }
-            if more {
-                activator.activate();
-            } else if throttled {
-                activator.activate_after(Duration::from_millis(2));
-            } else if idle || discovered.is_some() {
-                activator.activate_after(config.idle_poll);
-            }
-        }
-    });
+        });
         Ok(SourceStreams { accepted, late, rejected, resume_points })
     }
 }
