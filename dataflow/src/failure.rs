@@ -8,12 +8,13 @@
 //! - the committer commits nothing once a failure is reported, so no commit record can name
 //!   a frontier past a file that was never written;
 //! - a sink whose write failed reports no more files and keeps its capabilities;
-//! - the other operators go on until the process ends: what they write is never committed.
+//! - every worker of the process then drops its dataflow (the other operators would wait
+//!   forever for the failed one) and [`crate::pipeline::run`] returns the failure as an error.
 //!
-//! `main` waits for the first failure ([`Failure::wait`]) next to the run, prints what failed
-//! and the fix, and exits with code 1 at once: the other workers would otherwise wait forever
-//! for the failed one, and a pod would look alive while doing nothing. Nothing is lost: the
-//! next start resumes from the last commit. A panic (a bug) still ends the process through
+//! `main` also waits for the first failure ([`Failure::wait`]) next to the run, prints what
+//! failed and the fix, and exits with code 1 at once, without waiting for the workers to wind
+//! down: a pod must never look alive while doing nothing. Nothing is lost: the next start
+//! resumes from the last commit. A panic (a bug) still ends the process through
 //! `main`'s panic hook, with code 101.
 
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

@@ -239,8 +239,13 @@ impl std::fmt::Display for RunSummary {
     }
 }
 
+/// How often a parked worker looks for a failure (see [`run`]).
+const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Runs the dataflow on `communication` until the (bounded) input is exhausted and every
-/// table is written; returns this process's summary.
+/// table is written (or a live run is stopped); returns this process's summary. A failure
+/// an operator reports ([`crate::failure`]) ends the run promptly: `run` returns it as an
+/// error, having committed nothing after it.
 pub fn run(
     config: PipelineConfig,
     communication: timely::CommunicationConfig,
@@ -254,18 +259,31 @@ pub fn run(
         let frontier = match built {
             Ok(probe) => probe,
             Err(e) => {
-                // The other workers would wait for this one forever: the failure ends the
-                // process (see `crate::failure`).
+                // The other workers would wait for this one forever: the failure ends the run
+                // (see `crate::failure`), and this worker drops what it had built.
                 c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {e:#}", worker.index())));
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
                 return Ok(());
             }
         };
-        if worker.index() == 0 && !config.source_config.bounded {
-            // Worker 0 (which also commits) notes when the source frontier reaches each
-            // value, for the commit latency of windows (live runs only: bounded runs write
-            // hour files, measure nothing and would only grow the map).
-            let mut last = None;
-            while worker.step_or_park(None) {
+        // Worker 0 (which also commits) notes when the source frontier reaches each value, for
+        // the commit latency of windows (live runs only: bounded runs write hour files,
+        // measure nothing and would only grow the map).
+        let note_frontier = worker.index() == 0 && !config.source_config.bounded;
+        let mut last = None;
+        // A failure ends the run: each worker drops its dataflow (whose operators would
+        // otherwise wait forever for the failed one) and `run` returns the failure. The park
+        // timeout bounds how long a parked worker takes to notice.
+        while worker.step_or_park(Some(FAILURE_CHECK)) {
+            if c.failure.failed() {
+                for dataflow in worker.installed_dataflows() {
+                    worker.drop_dataflow(dataflow);
+                }
+                break;
+            }
+            if note_frontier {
                 let now = frontier.with_frontier(|f| f.first().copied());
                 if now != last {
                     if let (Some(f), Ok(mut reached)) = (now, c.frontier_reached.lock()) {

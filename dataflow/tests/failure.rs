@@ -8,6 +8,9 @@
 //!   worker owns that hour, after the first hour was written) ends the whole process
 //!   promptly with exit code 1 and a message naming the file, with nothing after the failed
 //!   hour committed, under 1 and 2 workers (`dataflow::failure`).
+//! - The same failure in the library (`pipeline::run`, no `main` to exit the process): the run
+//!   returns the failure as an error, promptly, instead of waiting forever for the failed
+//!   worker, and commits nothing after it.
 
 mod common;
 
@@ -15,6 +18,13 @@ use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// Makes the `events` table's second hour unwritable: a file has the name of its folder.
+fn block_second_hour(output: &Path) {
+    let hour = output.join("events/year=2025/month=11/day=03");
+    std::fs::create_dir_all(&hour).unwrap();
+    std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
+}
 
 fn engine(input: &Path, output: &Path, workers: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dataflow"));
@@ -63,9 +73,7 @@ fn a_failed_worker_ends_the_process() {
     let input = generated(6, 3 * 3600 * 2);
     for workers in [1, 2] {
         let output = tempfile::tempdir().unwrap();
-        let hour = output.path().join("events/year=2025/month=11/day=03");
-        std::fs::create_dir_all(&hour).unwrap();
-        std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
+        block_second_hour(output.path());
         let mut child =
             engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let status = common::wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
@@ -84,5 +92,34 @@ fn a_failed_worker_ends_the_process() {
             committed.len()
         );
         assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
+    }
+}
+
+#[test]
+fn a_failed_worker_ends_the_library_run() {
+    let input = generated(6, 3 * 3600 * 2);
+    for workers in [1, 2] {
+        let output = tempfile::tempdir().unwrap();
+        block_second_hour(output.path());
+        let (done, result) = std::sync::mpsc::channel();
+        let (source, out) = (input.path().to_owned(), output.path().to_owned());
+        std::thread::spawn(move || {
+            let source = std::sync::Arc::new(connectors::source::file::FileSource::new(&source));
+            let _ = done.send(common::try_run_engine_on(source, &out, workers).map(|s| s.read));
+        });
+        let result = result
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("-w {workers}: pipeline::run still runs 60 s after a worker failed"));
+        let error = format!("{:#}", result.expect_err("a failed write fails the run"));
+        assert!(
+            error.contains("cannot write events/year=2025/month=11/day=03/hour=01/"),
+            "-w {workers}: the error names the file that failed: {error}"
+        );
+        let committed = common::read_table(output.path(), "events");
+        assert!(
+            committed.len() <= 2 * 3600,
+            "-w {workers}: {} events committed although the second hour failed",
+            committed.len()
+        );
     }
 }

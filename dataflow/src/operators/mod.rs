@@ -44,14 +44,25 @@ pub(crate) mod harness {
         D: timely::ExchangeData + Clone + Sync,
         R: Clone + Send + 'static,
     {
+        let updates = records.into_iter().map(|(d, t)| ((d, t, 1isize), t)).collect();
+        drive_stream(workers, updates, move |stream| operator(stream.as_collection()))
+    }
+
+    /// Like [`drive`], for an operator on a stream: feeds each record at its time.
+    pub fn drive_stream<D, R, F>(workers: usize, records: Vec<(D, u64)>, operator: F) -> Vec<(R, u64)>
+    where
+        D: timely::ExchangeData + Clone + Sync,
+        R: Clone + Send + 'static,
+        F: for<'s> Fn(StreamVec<'s, u64, D>) -> StreamVec<'s, u64, R> + Send + Sync + 'static,
+    {
         let out = Arc::new(Mutex::new(Vec::new()));
         let (records, collected) = (Arc::new(records), Arc::clone(&out));
         timely::execute(timely::Config::process(workers), move |worker| {
             let (index, peers) = (worker.index(), worker.peers());
             let collected = Arc::clone(&collected);
             let mut input = worker.dataflow::<u64, _, _>(|scope| {
-                let (input, stream) = scope.new_input::<(D, u64, isize)>();
-                operator(stream.as_collection()).sink(Pipeline, "Collect", move |(input, _)| {
+                let (input, stream) = scope.new_input::<D>();
+                operator(stream).sink(Pipeline, "Collect", move |(input, _)| {
                     input.for_each(|cap, data| {
                         let time = *cap.least().expect("a container travels at a time");
                         collected.lock().unwrap().extend(data.drain(..).map(|r| (r, time)));
@@ -64,7 +75,7 @@ pub(crate) mod harness {
             mine.sort_by_key(|(_, t)| *t);
             for (record, time) in mine {
                 input.advance_to(time);
-                input.send((record, time, 1));
+                input.send(record);
             }
             input.close();
         })

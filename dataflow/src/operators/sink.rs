@@ -273,7 +273,136 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::live_file;
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Arc;
+
+    use arrow_array::{Array, Int64Array};
+    use connectors::parse::RejectReason;
+    use connectors::schema::{EventTime, Position, MICROS_PER_MINUTE};
+    use connectors::sink::commit::pending_path;
+    use connectors::sink::store::LocalStore;
+    use connectors::sink::TableStore;
+
+    use super::{live_file, SinkConfig, WriteTable};
+    use crate::counters::Counters;
+    use crate::operators::harness::{drive_stream, Lcg};
+    use connectors::schema::RejectedRow;
+
+    const ROWS_PER_FILE: usize = 7;
+
+    /// Rejected rows (the simplest table) over three hours, each at its minute.
+    fn rows(seed: u64) -> Vec<(RejectedRow, u64)> {
+        let mut rng = Lcg(seed);
+        let start = 29_000_040; // an hour's first minute
+        (0..150u64)
+            .map(|i| {
+                let minute = start + rng.below(180);
+                let row = RejectedRow {
+                    position: Position { partition: rng.below(3) as u32, offset: i },
+                    reason: RejectReason::ALL[(i % 3) as usize],
+                    raw: format!("line {i}").into_bytes(),
+                    filed_under: EventTime(minute as i64 * MICROS_PER_MINUTE),
+                };
+                (row, minute)
+            })
+            .collect()
+    }
+
+    /// The offsets stored in a pending file, in file order.
+    fn offsets(dir: &std::path::Path, path: &str) -> Vec<i64> {
+        let file = std::fs::File::open(dir.join(pending_path(path))).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).unwrap();
+        reader
+            .flat_map(|batch| {
+                let batch = batch.unwrap();
+                let column = batch.column_by_name("offset").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+                (0..column.len()).map(|i| column.value(i)).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Writes `input` with the sink under `workers` workers; returns the store and what the
+    /// sink reported, `(final name, time)`.
+    fn write(
+        workers: usize,
+        input: Vec<(RejectedRow, u64)>,
+        live: bool,
+        committed: HashSet<String>,
+    ) -> (tempfile::TempDir, LocalStore, Vec<(String, u64)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path()).unwrap();
+        let config = SinkConfig {
+            store: Arc::new(LocalStore::new(dir.path()).unwrap()),
+            rows_per_file: ROWS_PER_FILE,
+            counters: Arc::new(Counters::new()),
+            live,
+            stop: Default::default(),
+            committed: Arc::new(committed),
+        };
+        let notes = drive_stream(workers, input, move |rows| rows.write_table(config.clone()));
+        let reported = notes.into_iter().map(|((name, _bytes), time)| (name, time)).collect();
+        (dir, store, reported)
+    }
+
+    /// The naive expectation: per folder (hour) or, live, per (folder, minute), the rows'
+    /// offsets sorted by (partition, offset) in chunks of ROWS_PER_FILE.
+    fn expected(input: &[(RejectedRow, u64)], live: bool) -> BTreeMap<String, (Vec<i64>, u64)> {
+        let mut groups: BTreeMap<(u64, u64), Vec<(u32, u64)>> = BTreeMap::new();
+        for (row, minute) in input {
+            let hour = minute / 60;
+            let key = if live { (hour, *minute) } else { (hour, 0) };
+            groups.entry(key).or_default().push((row.position.partition, row.position.offset));
+        }
+        let mut files = BTreeMap::new();
+        for ((hour, minute), mut keys) in groups {
+            keys.sort();
+            let when = EventTime((hour * 60) as i64 * MICROS_PER_MINUTE);
+            let folder = format!("rejected/{}", connectors::sink::tables::partition_path(when, false));
+            for (i, chunk) in keys.chunks(ROWS_PER_FILE).enumerate() {
+                let name = match live {
+                    true => format!("{folder}/part-m{minute}-{i:03}.parquet"),
+                    false => format!("{folder}/part-{i:05}.parquet"),
+                };
+                let first_minute =
+                    input.iter().filter(|(r, _)| chunk.contains(&(r.position.partition, r.position.offset)));
+                let least = first_minute.map(|(_, m)| *m).min().unwrap();
+                files.insert(name, (chunk.iter().map(|(_, o)| *o as i64).collect(), least));
+            }
+        }
+        files
+    }
+
+    #[test]
+    fn each_hour_sorted_in_files_of_at_most_rows_per_file_under_1_and_2_workers() {
+        for live in [false, true] {
+            let input = rows(3);
+            let want = expected(&input, live);
+            assert!(want.len() > 10, "several files per folder");
+            for workers in [1, 2] {
+                let (dir, _store, reported) = write(workers, input.clone(), live, HashSet::new());
+                let names: HashSet<_> = reported.iter().map(|(n, _)| n.clone()).collect();
+                assert_eq!(names.len(), reported.len(), "live {live}, -w {workers}: a file reported twice");
+                assert_eq!(names, want.keys().cloned().collect(), "live {live}, -w {workers}: the files");
+                for (name, time) in &reported {
+                    let (offsets, least) = &want[name];
+                    assert_eq!(&self::offsets(dir.path(), name), offsets, "live {live}, -w {workers}: {name}");
+                    assert!(time <= least, "live {live}, -w {workers}: {name} reported at {time}, after its rows");
+                    assert!(live_file(name).is_some() == live);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_committed_file_is_not_written_again() {
+        let input = rows(4);
+        let want = expected(&input, false);
+        let skipped = want.keys().nth(2).unwrap().clone();
+        let (_dir, store, reported) = write(2, input, false, HashSet::from([skipped.clone()]));
+        assert!(!reported.iter().any(|(n, _)| *n == skipped), "a committed file is reported again");
+        assert_eq!(store.get(&pending_path(&skipped)).unwrap(), None, "a committed file is written again");
+        assert_eq!(reported.len(), want.len() - 1);
+    }
 
     #[test]
     fn live_file_names_give_their_minute_and_index() {

@@ -11,8 +11,11 @@
 //!   window or day closes only when every partition's watermark has passed it.
 //! - A partition that ends (bounded mode reached the end offsets present at start) stops
 //!   holding the frontier back; when all have ended the capability is dropped.
+//! - Partitions are opened on their reading threads ([`prefetch`]), so a worker never waits on
+//!   the broker; an unopened partition holds the frontier back like one that has read nothing,
+//!   and one that cannot be opened (a Kafka open retries for two minutes) fails the run.
 //! - Live mode: partitions added to the topic while running are discovered (by a background
-//!   thread, so the worker never waits on the broker) and read from their start. A record of
+//!   thread) and read from their start. A record of
 //!   such a partition older than the dataflow frontier cannot join windows that are already
 //!   closed: an on-time event is filed as `late` with the frontier as the watermark it missed,
 //!   and late and rejected rows are filed under the frontier. (Partitions present at start,
@@ -127,14 +130,41 @@ struct Assigned {
     ended: bool,
     /// The largest time of a message read so far (resume points are reported when it grows).
     max_minute: Option<u64>,
-    /// The start point, to report in the first activation.
-    start: Option<ResumePoint>,
+    /// The start point, to report once known.
+    start: Start,
     /// When the partition was opened or last delivered a message (processing time).
     last_message: Instant,
     /// Whether the last look found nothing queued and nothing left to read.
     caught_up: bool,
     /// Whether the partition is idle (see the module header).
     idle: bool,
+}
+
+impl Assigned {
+    /// The partition's start point, once, as soon as it is known.
+    fn take_start(&mut self) -> Option<ResumePoint> {
+        match std::mem::replace(&mut self.start, Start::Reported) {
+            Start::Point(point) => Some(point),
+            Start::AtOpen => match self.reader.take_opened() {
+                Some(offset) => Some(ResumePoint { offset, minute: 0, max_event_micros: None }),
+                None => {
+                    self.start = Start::AtOpen;
+                    None
+                }
+            },
+            Start::Reported => None,
+        }
+    }
+}
+
+/// A partition's start point (see the module header, "resume points").
+enum Start {
+    /// The resume point it was opened at, to report.
+    Point(ResumePoint),
+    /// Opened without one: its start is the position its reading thread opens it at.
+    AtOpen,
+    /// Reported.
+    Reported,
 }
 
 /// The three streams the source produces.
@@ -150,6 +180,63 @@ pub struct SourceStreams<'s> {
 }
 
 /// The source operator, as a source of a scope.
+///
+/// # Examples
+///
+/// One partition file of three lines: an event, an event 20 minutes earlier (behind the
+/// watermark, 10 minutes of lateness) and a line that is not an event. Each goes to its own
+/// stream, the accepted event at its event-time minute:
+///
+/// ```
+/// use std::sync::Arc;
+/// use connectors::source::file::FileSource;
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::source::{PartitionSource, SourceConfig};
+/// use timely::dataflow::operators::capture::{Capture, Event};
+/// use timely::dataflow::operators::Probe;
+/// use timely::dataflow::ProbeHandle;
+///
+/// let event = |id: &str, t: &str| format!(r#"{{"event_id":"{id}","device_id":"d-1","device_type":"humidity","timestamp":"{t}","event_duration":12.5,"value":40.0,"status":"normal","metadata":{{"location":"zone-A","firmware":"v1"}}}}"#);
+/// let dir = tempfile::tempdir().unwrap();
+/// let lines = [event("a", "2025-11-03T10:30:15Z"), event("b", "2025-11-03T10:10:00Z"), "not json".to_owned()];
+/// std::fs::write(dir.path().join("partition-0.jsonl"), lines.join("\n") + "\n").unwrap();
+///
+/// let source = Arc::new(FileSource::new(dir.path()));
+/// let config = SourceConfig {
+///     bounded: true,
+///     lateness_micros: 10 * 60_000_000,
+///     max_message_bytes: 1 << 20,
+///     batch_bytes: 1 << 16,
+///     stop: Default::default(),
+///     discover_every: None,
+///     idle_poll: std::time::Duration::from_millis(10),
+///     max_ahead_minutes: 60,
+///     resume: Default::default(),
+///     idle_timeout: None,
+/// };
+/// let (accepted, late, rejected) = timely::example(move |scope| {
+///     let probe = ProbeHandle::new();
+///     let streams = scope.partition_source(source, config, Arc::new(Counters::new()), probe.clone()).unwrap();
+///     (streams.accepted.probe_with(&probe).capture(), streams.late.capture(), streams.rejected.capture())
+/// });
+/// fn rows<T>(captured: std::sync::mpsc::Receiver<Event<u64, Vec<T>>>) -> Vec<T> {
+///     let messages = captured.try_iter().map(|event| match event {
+///         Event::Messages(_, rows) => rows,
+///         Event::Progress(_) => Vec::new(),
+///     });
+///     messages.flatten().collect()
+/// }
+/// let accepted = rows(accepted);
+/// assert_eq!(accepted.len(), 1);
+/// let (row, minute, diff) = &accepted[0];
+/// assert!(row.event.event_id == "a");
+/// assert_eq!((*minute, *diff), (row.event.timestamp.minute(), 1));
+/// let late = rows(late);
+/// assert_eq!((late.len(), late[0].position.offset), (1, 1));
+/// assert_eq!(late[0].watermark.to_string(), "2025-11-03T10:20:15.000000Z");
+/// let rejected = rows(rejected);
+/// assert_eq!((rejected.len(), rejected[0].raw.as_slice()), (1, &b"not json"[..]));
+/// ```
 pub trait PartitionSource<'s> {
     /// Builds the source operator over the partitions of `source` assigned to this worker;
     /// `frontier` is the probe of the finished output that `--max-ahead` is measured from.
@@ -178,28 +265,33 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
             let _ = sync_activator.activate(); // fails only once the worker has shut down
         });
+        // A partition is opened on its reading thread (a Kafka open may retry while a broker
+        // restarts): the worker never waits for it, and its watermark holds the frontier back
+        // until it has read. A partition that cannot be opened fails the run (`Fatal::Source`).
         let open = {
             let (source, config, waker) = (Arc::clone(&source), config.clone(), Arc::clone(&waker));
-            move |p: u32| -> anyhow::Result<Assigned> {
+            move |p: u32| -> std::io::Result<Assigned> {
                 let point = config.resume.points.get(&p).copied();
-                let reader = source.open(p, point.map(|r| r.offset), config.bounded)?;
-                let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
-                let start =
-                    point.unwrap_or(ResumePoint { offset: reader.position(), minute: 0, max_event_micros: None });
+                let (source, bounded) = (Arc::clone(&source), config.bounded);
                 let reader = Prefetcher::start(
-                    reader,
+                    p,
+                    Box::new(move || source.open(p, point.map(|r| r.offset), bounded)),
                     config.batch_bytes,
                     config.max_message_bytes,
                     config.idle_poll,
                     Arc::clone(&waker),
                 )?;
+                let max_event = point.and_then(|r| r.max_event_micros).map(EventTime);
                 let watermark = PartitionWatermark::resume(config.lateness_micros, max_event);
                 Ok(Assigned {
                     reader,
                     watermark,
                     ended: false,
                     max_minute: None,
-                    start: Some(start),
+                    start: match point {
+                        Some(point) => Start::Point(point),
+                        None => Start::AtOpen,
+                    },
                     last_message: Instant::now(),
                     caught_up: false,
                     idle: false,
@@ -207,7 +299,6 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
             }
         };
         let from_minute = config.resume.from_minute;
-        // Open this worker's partitions first: a failure must not leave a half-built operator.
         let mut known = source.partitions()?;
         let mut assigned = Vec::new();
         for (i, &p) in known.iter().enumerate() {
@@ -262,7 +353,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                                 assigned.push(a);
                                 known.push(p);
                             }
-                            Err(e) => tracing::warn!(partition = p, error = %e, "cannot open a new partition (will retry)"),
+                            Err(e) => tracing::warn!(partition = p, error = %e, "cannot start a reading thread for a new partition (will retry)"),
                         }
                     }
                 }
@@ -279,19 +370,22 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 // so that every record's dataflow time is a function of the input alone.
                 let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
                 let floor = *caps[0].time();
-                for part in assigned.iter_mut() {
-                    if let Some(start) = part.start.take() {
+                for part in assigned.iter_mut().filter(|p| !p.ended) {
+                    if let Some(start) = part.take_start() {
                         points.push((start.minute.max(floor), (part.reader.partition(), start)));
                     }
-                }
-                for part in assigned.iter_mut().filter(|p| !p.ended) {
                     if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
                         if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
                             throttled = true;
                             continue;
                         }
                     }
-                    let ParsedBatch { batch, mut parsed, status, .. } = match part.reader.next_batch() {
+                    let next = part.reader.next_batch();
+                    if let Some(start) = part.take_start() {
+                        // Opened just now: its start goes before its first batch's points.
+                        points.push((floor, (part.reader.partition(), start)));
+                    }
+                    let ParsedBatch { batch, mut parsed, status, .. } = match next {
                         Next::Batch(b) => {
                             part.last_message = Instant::now();
                             part.caught_up = false;
@@ -299,7 +393,8 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         }
                         Next::Empty => {
                             idle = true;
-                            part.caught_up = part.reader.lag().is_none_or(|lag| lag == 0);
+                            part.caught_up =
+                                part.reader.is_open() && part.reader.lag().is_none_or(|lag| lag == 0);
                             continue;
                         }
                         Next::Failed(e) => return counters.failure.fail(Fatal::Source(e)),
@@ -404,7 +499,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 }
                 if let Ok(mut positions) = counters.partition_positions.lock() {
                     for p in assigned.iter() {
-                        positions.insert(p.reader.partition(), p.reader.position());
+                        if let Some(position) = p.reader.position() {
+                            positions.insert(p.reader.partition(), position);
+                        }
                     }
                 }
                 if let Ok(mut lags) = counters.partition_lag.lock() {
@@ -461,4 +558,285 @@ fn watch_partitions(source: Arc<dyn Source>, every: Duration, stop: Arc<AtomicBo
         }
     });
     slot
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use connectors::schema::{EventTime, MICROS_PER_MINUTE};
+    use connectors::sink::commit::ResumePoint;
+    use connectors::source::file::FileSource;
+    use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
+    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::operators::{Inspect, Operator, Probe};
+    use timely::dataflow::ProbeHandle;
+
+    use super::{PartitionSource, SourceConfig};
+    use crate::counters::Counters;
+    use crate::operators::harness::Lcg;
+
+    const LATENESS_MINUTES: i64 = 10;
+
+    /// What the source emitted, as `(partition, offset)` keys with what the test checks.
+    #[derive(Default)]
+    struct Emitted {
+        /// Accepted: the update's time (must be the event's minute).
+        accepted: BTreeSet<(u32, u64, u64)>,
+        /// Late: the watermark it missed, in microseconds, and the time it was sent at.
+        late: BTreeSet<(u32, u64, i64, u64)>,
+        /// Rejected: the minute it is filed under, and the time it was sent at.
+        rejected: BTreeSet<(u32, u64, u64, u64)>,
+        /// Resume points `(partition, offset, minute, largest event time before it)`.
+        points: BTreeSet<(u32, u64, u64, Option<i64>)>,
+    }
+
+    fn line(id: u64, micros: i64) -> String {
+        let t = EventTime(micros);
+        format!(
+            r#"{{"event_id":"e-{id}","device_id":"d-{}","device_type":"temperature","timestamp":"{t}","event_duration":{}.5,"value":1.0,"status":"normal","metadata":{{"location":"zone-A","firmware":"v1"}}}}"#,
+            id % 7,
+            id % 300
+        )
+    }
+
+    /// `partitions` files of `lines` messages each: event times wander forwards with jumps
+    /// back of up to 15 minutes (some beyond the 10 minutes of lateness) and some exactly at
+    /// the watermark or one microsecond behind it, and one message in 20 is not an event. Returns each partition's messages as `Some(event time)` or `None`.
+    fn generate(dir: &std::path::Path, partitions: u32, lines: u64, seed: u64) -> Vec<Vec<Option<i64>>> {
+        let mut rng = Lcg(seed);
+        let start = 29_000_000 * MICROS_PER_MINUTE; // 2025-02-20
+        (0..partitions)
+            .map(|p| {
+                let (mut now, mut max, mut text, mut times) = (start, start, String::new(), Vec::new());
+                for i in 0..lines {
+                    now += rng.below(20_000_000) as i64;
+                    let lateness = LATENESS_MINUTES * MICROS_PER_MINUTE;
+                    let t = match rng.below(40) {
+                        0 | 1 => {
+                            text.push_str("not an event\n");
+                            times.push(None);
+                            continue;
+                        }
+                        2 => max - lateness,     // exactly at the watermark: on time
+                        3 => max - lateness - 1, // just behind it: late
+                        4..=13 => now - rng.below(15 * MICROS_PER_MINUTE as u64) as i64,
+                        _ => now,
+                    };
+                    max = max.max(t);
+                    text.push_str(&line(u64::from(p) * 1_000_000 + i, t));
+                    text.push('\n');
+                    times.push(Some(t));
+                }
+                std::fs::write(dir.join(format!("partition-{p}.jsonl")), text).unwrap();
+                times
+            })
+            .collect()
+    }
+
+    /// The naive recomputation: each partition's messages in order against the largest
+    /// event time before them (written from the lateness rule, not from the operator).
+    fn expected(partitions: &[Vec<Option<i64>>]) -> Emitted {
+        let mut out = Emitted::default();
+        let minute = |micros: i64| (micros.max(0) / MICROS_PER_MINUTE) as u64;
+        for (p, times) in partitions.iter().enumerate() {
+            let p = p as u32;
+            let (mut max_event, mut max_minute): (Option<i64>, Option<u64>) = (None, None);
+            out.points.insert((p, 0, 0, None));
+            for (offset, t) in times.iter().enumerate() {
+                let offset = offset as u64;
+                let watermark = max_event.map(|m| m - LATENESS_MINUTES * MICROS_PER_MINUTE);
+                let at = match *t {
+                    None => {
+                        let filed = minute(watermark.unwrap_or(0));
+                        out.rejected.insert((p, offset, filed, filed));
+                        filed
+                    }
+                    Some(t) if watermark.is_some_and(|w| t < w) => {
+                        let w = watermark.unwrap();
+                        out.late.insert((p, offset, w, minute(w)));
+                        minute(w)
+                    }
+                    Some(t) => {
+                        out.accepted.insert((p, offset, minute(t)));
+                        minute(t)
+                    }
+                };
+                if max_minute.is_none_or(|m| at > m) {
+                    out.points.insert((p, offset, at, max_event));
+                    max_minute = Some(at);
+                }
+                if let Some(t) = *t {
+                    max_event = Some(max_event.map_or(t, |m| m.max(t)));
+                }
+            }
+        }
+        out
+    }
+
+    fn config() -> SourceConfig {
+        SourceConfig {
+            bounded: true,
+            lateness_micros: LATENESS_MINUTES * MICROS_PER_MINUTE,
+            max_message_bytes: 65_536,
+            batch_bytes: 2048,
+            stop: Arc::new(AtomicBool::new(false)),
+            discover_every: None,
+            idle_poll: Duration::from_millis(5),
+            max_ahead_minutes: 30,
+            resume: Default::default(),
+            idle_timeout: None,
+        }
+    }
+
+    /// Runs the source operator alone over `source` with `workers` workers.
+    fn run(workers: usize, source: Arc<dyn Source>, config: SourceConfig) -> Emitted {
+        let out = Arc::new(Mutex::new(Emitted::default()));
+        let collected = Arc::clone(&out);
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let out = Arc::clone(&collected);
+            worker.dataflow::<u64, _, _>(|scope| {
+                let probe = ProbeHandle::new();
+                let counters = Arc::new(Counters::new());
+                let streams =
+                    scope.partition_source(Arc::clone(&source), config.clone(), counters, probe.clone()).unwrap();
+                let o = Arc::clone(&out);
+                streams.accepted.probe_with(&probe).inspect(move |(row, time, diff)| {
+                    assert_eq!(*diff, 1);
+                    let p = row.position;
+                    o.lock().unwrap().accepted.insert((p.partition, p.offset, *time));
+                });
+                let o = Arc::clone(&out);
+                streams.late.sink(Pipeline, "Late", move |(input, _)| {
+                    input.for_each(|cap, rows| {
+                        for r in rows.drain(..) {
+                            let p = r.position;
+                            o.lock().unwrap().late.insert((
+                                p.partition,
+                                p.offset,
+                                r.watermark.micros(),
+                                *cap.least().unwrap(),
+                            ));
+                        }
+                    })
+                });
+                let o = Arc::clone(&out);
+                streams.rejected.sink(Pipeline, "Rejected", move |(input, _)| {
+                    input.for_each(|cap, rows| {
+                        for r in rows.drain(..) {
+                            let p = r.position;
+                            o.lock().unwrap().rejected.insert((
+                                p.partition,
+                                p.offset,
+                                r.filed_under.minute(),
+                                *cap.least().unwrap(),
+                            ));
+                        }
+                    })
+                });
+                let o = Arc::clone(&out);
+                streams.resume_points.inspect(move |(p, r): &(u32, ResumePoint)| {
+                    o.lock().unwrap().points.insert((*p, r.offset, r.minute, r.max_event_micros));
+                });
+            });
+        })
+        .expect("the computation runs");
+        let out = std::mem::take(&mut *out.lock().unwrap());
+        out
+    }
+
+    #[test]
+    fn every_message_once_as_the_lateness_rule_says_under_1_and_2_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = generate(dir.path(), 3, 2_000, 11);
+        let want = expected(&partitions);
+        assert!(want.late.len() > 10 && want.rejected.len() > 100, "the input exercises every output");
+        for workers in [1, 2] {
+            let got = run(workers, Arc::new(FileSource::new(dir.path())), config());
+            same(&got.accepted, &want.accepted, &format!("-w {workers}: accepted"));
+            same(&got.late, &want.late, &format!("-w {workers}: late"));
+            same(&got.rejected, &want.rejected, &format!("-w {workers}: rejected"));
+            same(&got.points, &want.points, &format!("-w {workers}: resume points"));
+        }
+    }
+
+    /// Asserts two sets are equal, naming a few of the differences.
+    fn same<T: Ord + std::fmt::Debug>(got: &BTreeSet<T>, want: &BTreeSet<T>, what: &str) {
+        let missing: Vec<_> = want.difference(got).take(5).collect();
+        let extra: Vec<_> = got.difference(want).take(5).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{what}: missing {missing:?}, unexpected {extra:?}");
+    }
+
+    /// A file source whose partition 1 opens only once partition 0 has been read to its end:
+    /// an operator that opened partitions on the worker thread would never read partition 0.
+    struct SlowOpen {
+        files: FileSource,
+        first_done: Arc<AtomicBool>,
+    }
+
+    struct Watched {
+        reader: Box<dyn PartitionReader>,
+        done: Arc<AtomicBool>,
+    }
+
+    impl PartitionReader for Watched {
+        fn partition(&self) -> u32 {
+            self.reader.partition()
+        }
+        fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
+            let status = self.reader.poll(out, max_bytes)?;
+            if status == PollStatus::Ended {
+                self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Ok(status)
+        }
+        fn position(&self) -> u64 {
+            self.reader.position()
+        }
+    }
+
+    impl Source for SlowOpen {
+        fn identity(&self) -> String {
+            self.files.identity()
+        }
+        fn partitions(&self) -> Result<Vec<u32>, SourceError> {
+            Ok(vec![0, 1])
+        }
+        fn open(&self, p: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
+            let reader = self.files.open(p, offset, bounded)?;
+            if p == 0 {
+                return Ok(Box::new(Watched { reader, done: Arc::clone(&self.first_done) }));
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while !self.first_done.load(std::sync::atomic::Ordering::SeqCst) {
+                if std::time::Instant::now() > deadline {
+                    return Err(SourceError::Kafka(format!("partition {p}: partition 0 was never read")));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(reader)
+        }
+    }
+
+    #[test]
+    fn a_slow_open_does_not_hold_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = generate(dir.path(), 2, 500, 12);
+        let want = expected(&partitions);
+        // One worker owns both partitions. Flow control would hold partition 0 back for the
+        // unopened one (as it should): not what this test is about.
+        let source = SlowOpen { files: FileSource::new(dir.path()), first_done: Default::default() };
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(run(1, Arc::new(source), SourceConfig { max_ahead_minutes: 1 << 40, ..config() }));
+        });
+        let got = result.recv_timeout(Duration::from_secs(60)).expect("the worker waited for a partition to open");
+        same(&got.accepted, &want.accepted, "accepted");
+        same(&got.late, &want.late, "late");
+        same(&got.rejected, &want.rejected, "rejected");
+        same(&got.points, &want.points, "resume points");
+    }
 }

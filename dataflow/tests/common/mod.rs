@@ -67,6 +67,15 @@ pub fn run_engine(input: &Path, output: &Path, workers: usize) -> RunSummary {
 
 /// Runs the engine in this process with `workers` threads over any bounded source.
 pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path, workers: usize) -> RunSummary {
+    try_run_engine_on(source, output, workers).expect("engine run")
+}
+
+/// Like [`run_engine_on`], returning the run's failure instead of panicking.
+pub fn try_run_engine_on(
+    source: Arc<dyn connectors::source::Source>,
+    output: &Path,
+    workers: usize,
+) -> anyhow::Result<RunSummary> {
     let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
     let config = PipelineConfig {
         input: source.identity(),
@@ -100,7 +109,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
     };
     let comm =
         if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };
-    run(config, comm, Arc::new(Counters::new())).expect("engine run")
+    run(config, comm, Arc::new(Counters::new()))
 }
 
 fn cells(batch: &RecordBatch, row: usize) -> Vec<Cell> {

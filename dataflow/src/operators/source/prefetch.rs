@@ -9,15 +9,17 @@
 //! (watermark, lateness, dedup) stays on the worker, in offset order, so nothing computed
 //! depends on this thread's timing.
 //!
-//! Flow: the thread polls, parses and sends a [`ParsedBatch`], then wakes the operator
+//! Flow: the thread first opens the partition (a Kafka open fetches the partition's
+//! watermarks and may retry while a broker restarts: a worker never waits on it), reports
+//! the position it opened at, then polls, parses and sends a [`ParsedBatch`], and wakes the operator
 //! through its activator. The queue holds [`QUEUE_BATCHES`] batches: when the operator does
 //! not take them (flow control throttles the partition), the thread waits. An idle partition
 //! (nothing to read now) parks the thread until the reader's waker or `idle_poll` passes.
 //! The operator hands each batch's buffers back ([`Prefetcher::recycle`]), so that a
 //! partition's thread reuses a few warm buffers instead of allocating (and faulting in) a
 //! fresh one per batch.
-//! The thread ends after the reader ends (bounded mode), after a read error (which it hands
-//! to the operator), or once the [`Prefetcher`] is dropped.
+//! The thread ends after the reader ends (bounded mode), after an open or read error (which it
+//! hands to the operator), or once the [`Prefetcher`] is dropped.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
@@ -43,11 +45,25 @@ pub struct ParsedBatch {
     pub position: u64,
 }
 
+/// What a partition's thread hands the operator, in order.
+enum Item {
+    /// The partition is open; its first message is at this offset.
+    Opened(u64),
+    /// The next batch.
+    Batch(ParsedBatch),
+}
+
+/// Opens a partition's reader, on the partition's thread.
+pub type Open = Box<dyn FnOnce() -> Result<Box<dyn PartitionReader>, SourceError> + Send>;
+
 /// The operator's end of a partition's reading thread.
 pub struct Prefetcher {
     partition: u32,
-    queue: Receiver<Result<ParsedBatch, SourceError>>,
-    position: u64,
+    queue: Receiver<Result<Item, SourceError>>,
+    /// The offset of the next message; `None` until the partition is open.
+    position: Option<u64>,
+    /// The offset the partition was opened at, until [`Prefetcher::take_opened`] takes it.
+    opened: Option<u64>,
     /// The reader's lag after its last poll (-1: unknown), updated by the reading thread
     /// after every poll, including those that found nothing.
     lag: Arc<AtomicI64>,
@@ -73,17 +89,19 @@ pub enum Next {
 }
 
 impl Prefetcher {
-    /// Starts the thread that reads `reader` in batches of about `batch_bytes`, parsing
-    /// messages larger than `max_message_bytes` as oversize; `wake` activates the operator.
+    /// Starts the thread that opens `partition` with `open` and reads it in batches of about
+    /// `batch_bytes`, parsing messages larger than `max_message_bytes` as oversize; `wake`
+    /// activates the operator.
     pub fn start(
-        mut reader: Box<dyn PartitionReader>,
+        partition: u32,
+        open: Open,
         batch_bytes: usize,
         max_message_bytes: usize,
         idle_poll: Duration,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Self> {
-        let (partition, position) = (reader.partition(), reader.position());
-        let (sender, queue) = sync_channel(QUEUE_BATCHES);
+        // One more slot than batches, for the opening position.
+        let (sender, queue) = sync_channel(QUEUE_BATCHES + 1);
         // Every batch in flight (queued, being read, being used) can come back at once.
         let (spare, spares) = sync_channel::<Spare>(QUEUE_BATCHES + 2);
         let closed = Arc::new(AtomicBool::new(false));
@@ -91,6 +109,18 @@ impl Prefetcher {
         let lag = Arc::new(AtomicI64::new(-1));
         let thread_lag = Arc::clone(&lag);
         let handle = std::thread::Builder::new().name(format!("read-p{partition}")).spawn(move || {
+            let mut reader = match open() {
+                Ok(reader) => reader,
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    wake();
+                    return;
+                }
+            };
+            if sender.send(Ok(Item::Opened(reader.position()))).is_err() {
+                return; // the operator is gone
+            }
+            wake();
             let me = std::thread::current();
             reader.set_waker(Arc::new(move || me.unpark()));
             // The buffers of a poll that found nothing, for the next poll.
@@ -119,7 +149,7 @@ impl Prefetcher {
                 }
                 parsed.extend(batch.iter().map(|(_, raw)| parse_event(raw, max_message_bytes).map(|e| e.into_owned())));
                 let out = ParsedBatch { batch, parsed, status, position: reader.position() };
-                if sender.send(Ok(out)).is_err() {
+                if sender.send(Ok(Item::Batch(out))).is_err() {
                     return; // the operator is gone
                 }
                 wake();
@@ -128,7 +158,16 @@ impl Prefetcher {
                 }
             }
         })?;
-        Ok(Prefetcher { partition, queue, position, lag, closed, thread: handle.thread().clone(), spare })
+        Ok(Prefetcher {
+            partition,
+            queue,
+            position: None,
+            opened: None,
+            lag,
+            closed,
+            thread: handle.thread().clone(),
+            spare,
+        })
     }
 
     /// The partition read.
@@ -136,14 +175,25 @@ impl Prefetcher {
         self.partition
     }
 
-    /// The offset of the next message the operator will receive.
-    pub fn position(&self) -> u64 {
+    /// The offset of the next message the operator will receive (`None`: not open yet).
+    pub fn position(&self) -> Option<u64> {
         self.position
     }
 
-    /// The reader's lag after its last poll, if it knows.
+    /// The offset the partition was opened at, once, after [`Prefetcher::next_batch`] found
+    /// it open.
+    pub fn take_opened(&mut self) -> Option<u64> {
+        self.opened.take()
+    }
+
+    /// The reader's lag after its last poll, if it knows (`None` as well until it is open).
     pub fn lag(&self) -> Option<u64> {
         u64::try_from(self.lag.load(Relaxed)).ok()
+    }
+
+    /// Whether the partition is open (its thread reported the position it opened at).
+    pub fn is_open(&self) -> bool {
+        self.position.is_some()
     }
 
     /// Hands a used batch's buffers back to the reading thread (`parsed` must be empty).
@@ -155,16 +205,26 @@ impl Prefetcher {
 
     /// The next batch, if one is queued.
     pub fn next_batch(&mut self) -> Next {
-        match self.queue.try_recv() {
-            Ok(Ok(batch)) => {
-                self.position = batch.position;
-                Next::Batch(batch)
-            }
-            Ok(Err(e)) => Next::Failed(format!("cannot read partition {}: {e}", self.partition)),
-            Err(TryRecvError::Empty) => Next::Empty,
-            Err(TryRecvError::Disconnected) => {
-                Next::Failed(format!("the reading thread of partition {} ended before its partition", self.partition))
-            }
+        loop {
+            return match self.queue.try_recv() {
+                Ok(Ok(Item::Opened(position))) => {
+                    (self.position, self.opened) = (Some(position), Some(position));
+                    continue;
+                }
+                Ok(Ok(Item::Batch(batch))) => {
+                    self.position = Some(batch.position);
+                    Next::Batch(batch)
+                }
+                Ok(Err(e)) if self.position.is_none() => {
+                    Next::Failed(format!("cannot open partition {}: {e}", self.partition))
+                }
+                Ok(Err(e)) => Next::Failed(format!("cannot read partition {}: {e}", self.partition)),
+                Err(TryRecvError::Empty) => Next::Empty,
+                Err(TryRecvError::Disconnected) => Next::Failed(format!(
+                    "the reading thread of partition {} ended before its partition",
+                    self.partition
+                )),
+            };
         }
     }
 }
