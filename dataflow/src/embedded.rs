@@ -69,7 +69,7 @@ pub fn spawn_producer(
     let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics))
         .context("--producer-metrics-addr")?;
     tracing::info!(%addr, "built-in producer serves /metrics");
-    Ok(std::thread::Builder::new()
-        .name("producer".into())
-        .spawn(move || producer::kafka::produce(&generator, &kafka, true, &metrics, &stop))?)
+    Ok(std::thread::Builder::new().name("producer".into()).spawn(move || {
+        producer::kafka::produce(&generator, &kafka, producer::kafka::Pacing::EventTime, &metrics, &stop)
+    })?)
 }

@@ -26,6 +26,13 @@ fn block_second_hour(output: &Path) {
     std::fs::write(hour.join("hour=01"), b"not a folder").unwrap();
 }
 
+/// Nothing after the failed (second) hour was committed: the hour before it may be.
+fn nothing_committed_after_the_first_hour(output: &Path, workers: usize) {
+    let committed = common::read_table(output, "events");
+    let n = committed.len();
+    assert!(n <= 2 * 3600, "-w {workers}: {n} events committed although the second hour failed");
+}
+
 fn engine(input: &Path, output: &Path, workers: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dataflow"));
     c.arg("--input").arg(input).arg("--output").arg(output);
@@ -84,13 +91,7 @@ fn a_failed_worker_ends_the_process() {
             log.contains("error: cannot write events/year=2025/month=11/day=03/hour=01/"),
             "-w {workers}: the message names the file that failed; log:\n{log}"
         );
-        // Nothing after the failed hour was committed: the hour before it may be.
-        let committed = common::read_table(output.path(), "events");
-        assert!(
-            committed.len() <= 2 * 3600,
-            "-w {workers}: {} events committed although the second hour failed",
-            committed.len()
-        );
+        nothing_committed_after_the_first_hour(output.path(), workers);
         assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
     }
 }
@@ -115,11 +116,6 @@ fn a_failed_worker_ends_the_library_run() {
             error.contains("cannot write events/year=2025/month=11/day=03/hour=01/"),
             "-w {workers}: the error names the file that failed: {error}"
         );
-        let committed = common::read_table(output.path(), "events");
-        assert!(
-            committed.len() <= 2 * 3600,
-            "-w {workers}: {} events committed although the second hour failed",
-            committed.len()
-        );
+        nothing_committed_after_the_first_hour(output.path(), workers);
     }
 }

@@ -92,12 +92,23 @@ fn device_key(line: &[u8]) -> String {
     text.split("\"device_id\":\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_owned()
 }
 
-/// Generates `config`'s events into the topic, paced in wall-clock time (each message sent at
-/// its arrival time after the first) when `pace`, until done or `stop` is set; flushes.
+/// How [`produce`] paces its sends in wall-clock time.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub enum Pacing {
+    /// Each message at its arrival time after the first (a live stream).
+    EventTime,
+    /// At most this many messages per second, whatever their event times.
+    MessagesPerSecond(f64),
+    /// As fast as the broker takes them.
+    None,
+}
+
+/// Generates `config`'s events into the topic, paced as `pacing` says, until done or `stop`
+/// is set; flushes.
 pub fn produce(
     config: &GeneratorConfig,
     sink_config: &SinkConfig,
-    pace: bool,
+    pacing: Pacing,
     metrics: &Arc<ProducerMetrics>,
     stop: &AtomicBool,
 ) -> anyhow::Result<Summary> {
@@ -106,13 +117,22 @@ pub fn produce(
     let wall_start = Instant::now();
     let mut first_arrival = None;
     let mut batch = Vec::with_capacity(256);
-    for m in Generator::new(config.clone()) {
+    for (i, m) in Generator::new(config.clone()).enumerate() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        if pace {
-            let first = *first_arrival.get_or_insert(m.arrival_ms);
-            let due = wall_start + Duration::from_millis((m.arrival_ms - first).max(0) as u64);
+        let due = match pacing {
+            Pacing::EventTime => {
+                let first = *first_arrival.get_or_insert(m.arrival_ms);
+                Some(wall_start + Duration::from_millis((m.arrival_ms - first).max(0) as u64))
+            }
+            // Checked every 64 messages: a sleep per message would cost more than the send.
+            Pacing::MessagesPerSecond(rate) if i % 64 == 0 => {
+                Some(wall_start + Duration::from_secs_f64(i as f64 / rate))
+            }
+            Pacing::MessagesPerSecond(_) | Pacing::None => None,
+        };
+        if let Some(due) = due {
             let now = Instant::now();
             if due > now {
                 metrics.record_sent(&batch);

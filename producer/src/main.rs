@@ -117,6 +117,10 @@ struct GenerateArgs {
     /// Do not pace sending to Kafka in wall-clock time.
     #[arg(long)]
     no_pace: bool,
+    /// With --no-pace: send at most this many messages per second of wall-clock time
+    /// (0: as fast as the broker takes them), e.g. a rate the job keeps up with in a soak.
+    #[arg(long, default_value_t = 0.0, requires = "no_pace")]
+    max_send_rate: f64,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -192,7 +196,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     write_partition_files_with(&config, dir, Some(&metrics), &stop)?
                 }
-                None => kafka::produce(&config, &kafka_config(&g.kafka)?, !g.no_pace, &metrics, &stop)?,
+                None => {
+                    let pacing = match (g.no_pace, g.max_send_rate) {
+                        (false, _) => kafka::Pacing::EventTime,
+                        (true, r) if r > 0.0 => kafka::Pacing::MessagesPerSecond(r),
+                        (true, _) => kafka::Pacing::None,
+                    };
+                    kafka::produce(&config, &kafka_config(&g.kafka)?, pacing, &metrics, &stop)?
+                }
             };
             println!("{summary} in {:.1} s", started.elapsed().as_secs_f64());
         }

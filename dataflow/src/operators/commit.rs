@@ -113,6 +113,54 @@ pub struct CommitConfig {
 }
 
 /// The committer, on the stream of notes every sink and the source send it.
+///
+/// # Examples
+///
+/// A file a sink wrote under its pending name, and a partition's resume point: once the
+/// input ends, the file is committed in a record with the point, and published under its
+/// final name:
+///
+/// ```
+/// use std::sync::Arc;
+/// use connectors::sink::commit::{load, pending_path, CheckpointStore, ResumePoint};
+/// use connectors::sink::store::LocalStore;
+/// use connectors::sink::TableStore;
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::commit::{CommitConfig, CommitFiles, CommitNote};
+/// use timely::dataflow::operators::vec::ToStream;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store: Arc<dyn TableStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+/// let file = "events/year=2025/month=11/day=03/hour=10/part-00000.parquet";
+/// store.put(&pending_path(file), b"parquet bytes").unwrap();
+/// let records = CheckpointStore::in_output(Arc::clone(&store));
+/// let config = CommitConfig {
+///     store: Arc::clone(&store),
+///     records: records.clone(),
+///     input: "an input".into(),
+///     previous: None,
+///     first_epoch: 1,
+///     interval: std::time::Duration::ZERO,
+///     max_bytes: 0,
+///     counters: Arc::new(Counters::new()),
+///     compact_after_minutes: None,
+///     rows_per_file: 1_000_000,
+///     uncompacted: Vec::new(),
+///     committed: Default::default(),
+///     replaced: Default::default(),
+///     fold_every: 100,
+///     stop: Default::default(),
+/// };
+/// let point = ResumePoint { offset: 42, minute: 7, max_event_micros: None };
+/// let notes = vec![CommitNote::File(file.to_owned(), 13), CommitNote::Resume(0, point)];
+/// timely::example(move |scope| notes.to_stream(scope).commit_files(config));
+///
+/// assert_eq!(store.get(file).unwrap().as_deref(), Some(&b"parquet bytes"[..]));
+/// let checkpoint = load(&records).unwrap();
+/// assert!(checkpoint.committed.contains(file));
+/// let last = checkpoint.last.unwrap();
+/// assert_eq!((last.epoch, last.resume[&0].offset), (1, 42));
+/// ```
 pub trait CommitFiles {
     /// Commits the reported files; see the module header.
     fn commit_files(self, config: CommitConfig);
@@ -317,4 +365,112 @@ fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use connectors::sink::commit::{load, load_records, pending_path, CheckpointStore, ResumePoint};
+    use connectors::sink::store::LocalStore;
+    use connectors::sink::TableStore;
+    use timely::dataflow::operators::vec::Map;
+
+    use super::{CommitConfig, CommitFiles, CommitNote};
+    use crate::counters::Counters;
+    use crate::operators::harness::{drive_stream, Lcg};
+
+    /// 60 pending files at shuffled times in `100..150`, and resume points of 3 partitions
+    /// at increasing minutes; returns the notes and each file's time.
+    fn notes(store: &dyn TableStore, seed: u64) -> (Vec<(CommitNote, u64)>, BTreeMap<String, u64>) {
+        let mut rng = Lcg(seed);
+        let (mut notes, mut times) = (Vec::new(), BTreeMap::new());
+        for i in 0..60 {
+            let (name, time) = (format!("t/hour={:02}/f{i:03}.parquet", i % 4), 100 + rng.below(50));
+            store.put(&pending_path(&name), name.as_bytes()).unwrap();
+            notes.push((CommitNote::File(name.clone(), name.len() as u64), time));
+            times.insert(name, time);
+        }
+        for p in 0..3u32 {
+            let mut minute = 0;
+            for offset in 0..10 {
+                minute += 1 + rng.below(6);
+                notes.push((CommitNote::Resume(p, ResumePoint { offset, minute, max_event_micros: None }), minute));
+            }
+        }
+        (notes, times)
+    }
+
+    #[test]
+    fn every_file_committed_once_by_the_record_whose_frontier_passes_it_under_1_and_2_workers() {
+        for (workers, fold_every) in [(1, 4), (2, 4), (1, 1000), (2, 1000)] {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn TableStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+            let (input, times) = notes(store.as_ref(), 5);
+            let records = CheckpointStore::in_output(Arc::clone(&store));
+            let config = CommitConfig {
+                store: Arc::clone(&store),
+                records: records.clone(),
+                input: "test input".into(),
+                previous: None,
+                first_epoch: 1,
+                interval: Duration::ZERO,
+                max_bytes: 0,
+                counters: Arc::new(Counters::new()),
+                compact_after_minutes: None,
+                rows_per_file: 1000,
+                uncompacted: Vec::new(),
+                committed: Default::default(),
+                replaced: Default::default(),
+                fold_every,
+                stop: Default::default(),
+            };
+            let last_points: BTreeMap<u32, ResumePoint> = input
+                .iter()
+                .filter_map(|(n, _)| match n {
+                    CommitNote::Resume(p, point) => Some((*p, *point)),
+                    CommitNote::File(..) => None,
+                })
+                .collect(); // the last one per partition: minutes increase
+            drive_stream(workers, input, move |notes| {
+                notes.clone().commit_files(config.clone());
+                notes.flat_map(|_| None::<()>)
+            });
+            // Published: every file under its final name, nothing pending.
+            for name in times.keys() {
+                assert!(store.get(name).unwrap().is_some(), "-w {workers}: {name} is not published");
+                assert!(store.get(&pending_path(name)).unwrap().is_none(), "-w {workers}: {name} is still pending");
+            }
+            // Committed, through records folded every `fold_every` epochs.
+            let checkpoint = load(&records).unwrap();
+            assert_eq!(checkpoint.committed, times.keys().cloned().collect::<HashSet<_>>(), "-w {workers}");
+            let last = checkpoint.last.expect("a last record");
+            assert_eq!(last.frontier_minute, None, "-w {workers}: the input ended: every row is committed");
+            assert_eq!(last.resume, last_points, "-w {workers}: the last point of each partition");
+            assert_eq!(last.input.as_deref(), Some("test input"));
+            let kept = load_records(&records).unwrap();
+            if fold_every == 4 {
+                assert!(kept.len() < 8, "-w {workers}: {} records kept: not folded", kept.len());
+                continue;
+            }
+            // Unfolded, every record is kept: each file is in exactly one, and a record's
+            // frontier F says every file of a time before F is in it or an earlier one.
+            let mut seen = HashSet::new();
+            for record in kept {
+                for file in &record.files {
+                    assert!(seen.insert(file.clone()), "-w {workers}: {file} committed twice");
+                }
+                let frontier = record.frontier_minute.unwrap_or(u64::MAX);
+                for (file, time) in times.iter().filter(|(_, t)| **t < frontier) {
+                    assert!(
+                        seen.contains(file),
+                        "-w {workers}: {file} (time {time}) not committed by frontier {frontier}"
+                    );
+                }
+            }
+            assert_eq!(seen.len(), times.len(), "-w {workers}");
+        }
+    }
 }

@@ -48,7 +48,8 @@ pub(crate) mod harness {
         drive_stream(workers, updates, move |stream| operator(stream.as_collection()))
     }
 
-    /// Like [`drive`], for an operator on a stream: feeds each record at its time.
+    /// Like [`drive`], for an operator on a stream: feeds each record at its time, and steps
+    /// the worker at every new time, so that the operator sees the frontier advance.
     pub fn drive_stream<D, R, F>(workers: usize, records: Vec<(D, u64)>, operator: F) -> Vec<(R, u64)>
     where
         D: timely::ExchangeData + Clone + Sync,
@@ -74,7 +75,13 @@ pub(crate) mod harness {
                 records.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, r)| r.clone()).collect();
             mine.sort_by_key(|(_, t)| *t);
             for (record, time) in mine {
-                input.advance_to(time);
+                if time > *input.time() {
+                    // Let the operator see the frontier move, time by time, as a run would.
+                    input.advance_to(time);
+                    for _ in 0..3 {
+                        worker.step();
+                    }
+                }
                 input.send(record);
             }
             input.close();
@@ -82,6 +89,16 @@ pub(crate) mod harness {
         .expect("the computation runs");
         let out = std::mem::take(&mut *out.lock().unwrap());
         out
+    }
+
+    /// A valid event message: id `e-<id>`, event time `micros`, duration `id % 300 + 0.5`.
+    pub fn event_line(id: u64, micros: i64) -> String {
+        let t = connectors::schema::EventTime(micros);
+        format!(
+            r#"{{"event_id":"e-{id}","device_id":"d-{}","device_type":"temperature","timestamp":"{t}","event_duration":{}.5,"value":1.0,"status":"normal","metadata":{{"location":"zone-A","firmware":"v1"}}}}"#,
+            id % 7,
+            id % 300
+        )
     }
 
     /// A small deterministic generator (an LCG) for the crate's unit tests, so a failing case

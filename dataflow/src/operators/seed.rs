@@ -47,6 +47,48 @@ pub fn seed_range(from_minute: u64, horizon_minutes: u64) -> Option<(u64, u64)> 
 }
 
 /// The seeds of a restart, as a source of a scope.
+///
+/// # Examples
+///
+/// A restart at 10:30 with a one-hour dedup horizon: the committed events of 09:30-10:30
+/// are read back, each at its minute, for dedup; those since midnight feed the daily p95 too.
+/// Here one event at 10:05 (dedup and aggregates) and one at 09:10 (outside the horizon but
+/// within the day: aggregates too, since the day so far starts at midnight):
+///
+/// ```
+/// use std::sync::Arc;
+/// use connectors::parse::parse_event;
+/// use connectors::schema::{EventRow, Position};
+/// use connectors::sink::store::LocalStore;
+/// use connectors::sink::tables::encode_parquet;
+/// use connectors::sink::{Table, TableStore};
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::seed::SeedEvents;
+/// use timely::dataflow::operators::capture::{Capture, Event};
+///
+/// let row = |offset: u64, t: &str| {
+///     let line = format!(r#"{{"event_id":"e-{offset}","device_id":"d-1","device_type":"pressure","timestamp":"{t}","event_duration":3.0,"value":1.0,"status":"normal","metadata":{{}}}}"#);
+///     EventRow { position: Position { partition: 0, offset }, event: parse_event(line.as_bytes(), 1 << 20).unwrap().into_owned() }
+/// };
+/// let dir = tempfile::tempdir().unwrap();
+/// let store: Arc<dyn TableStore> = Arc::new(LocalStore::new(dir.path()).unwrap());
+/// for (hour, r) in [("09", row(1, "2025-11-03T09:10:00Z")), ("10", row(2, "2025-11-03T10:05:00Z"))] {
+///     let bytes = encode_parquet(&EventRow::to_batch(&[&r], r.event.timestamp)).unwrap();
+///     store.put(&format!("events/year=2025/month=11/day=03/hour={hour}/part-00000.parquet"), &bytes).unwrap();
+/// }
+/// let from_minute = 1_762_165_800 / 60; // 2025-11-03T10:30:00Z
+/// let seeds = timely::example(move |scope| scope.seed_events(store, from_minute, 60, Arc::new(Counters::new())).capture());
+/// let mut seeds: Vec<(u64, u64, bool)> = seeds
+///     .try_iter()
+///     .flat_map(|event| match event {
+///         Event::Messages(_, seeds) => seeds,
+///         Event::Progress(_) => Vec::new(),
+///     })
+///     .map(|(row, minute, to_aggregates)| (row.position.offset, minute, to_aggregates))
+///     .collect();
+/// seeds.sort();
+/// assert_eq!(seeds, [(1, from_minute - 80, true), (2, from_minute - 25, true)]);
+/// ```
 pub trait SeedEvents<'s> {
     /// Reads the seeds of a restart at `from_minute` (see the module header) on this worker;
     /// a failure to read them is reported to `counters.failure` (nothing is then committed).
@@ -144,6 +186,17 @@ fn files_to_read(store: &dyn TableStore, first: u64, end: u64) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use connectors::parse::parse_event;
+    use connectors::schema::Position;
+    use connectors::sink::store::LocalStore;
+    use connectors::sink::tables::encode_parquet;
+    use connectors::sink::Table;
+    use timely::dataflow::operators::Inspect;
+
+    use crate::operators::harness::{event_line, Lcg};
 
     #[test]
     fn the_range_covers_the_dedup_horizon_and_the_open_day() {
@@ -155,5 +208,99 @@ mod tests {
         // Nothing committed, or everything.
         assert_eq!(seed_range(0, 60), None);
         assert_eq!(seed_range(u64::MAX, 60), None);
+    }
+
+    /// Commits `events` (minute, offset) as the events table would hold them: one file per
+    /// hour, plus a pending file (not committed) in each hour.
+    fn commit_events(store: &LocalStore, events: &[(u64, u64)]) {
+        let mut by_hour: BTreeMap<u64, Vec<EventRow>> = BTreeMap::new();
+        for &(minute, offset) in events {
+            let line = event_line(offset, minute as i64 * MICROS_PER_MINUTE + 1);
+            let event = parse_event(line.as_bytes(), 1 << 20).unwrap().into_owned();
+            by_hour
+                .entry(minute / 60)
+                .or_default()
+                .push(EventRow { position: Position { partition: 0, offset }, event });
+        }
+        for (hour, rows) in by_hour {
+            let folder = format!("events/{}", partition_path(EventTime(hour as i64 * MICROS_PER_HOUR), false));
+            let refs: Vec<&EventRow> = rows.iter().collect();
+            let bytes = encode_parquet(&EventRow::to_batch(&refs, EventTime(0))).unwrap();
+            store.put(&format!("{folder}/part-00000.parquet"), &bytes).unwrap();
+            store.put(&format!("{folder}/_part-00001.parquet.pending"), &bytes).unwrap();
+        }
+    }
+
+    /// Runs the seed operator alone; returns `(offset, minute, measured, emitted at)` per seed.
+    fn seeds(workers: usize, dir: &std::path::Path, from: u64, horizon: u64) -> (Vec<(u64, u64, bool, u64)>, bool) {
+        let out = Arc::new(Mutex::new((Vec::new(), false)));
+        let (collected, dir) = (Arc::clone(&out), dir.to_owned());
+        let counters = Arc::new(Counters::new()); // one per process, as in `pipeline::run`
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let (out, dir, c) = (Arc::clone(&collected), dir.clone(), Arc::clone(&counters));
+            worker.dataflow::<u64, _, _>(|scope| {
+                let store: Arc<dyn TableStore> = Arc::new(LocalStore::new(&dir).unwrap());
+                scope.seed_events(store, from, horizon, Arc::clone(&c)).inspect_core(move |event| {
+                    let Ok((stamp, seeds)) = event else { return };
+                    let time = *stamp.expect_singleton();
+                    for (row, minute, measured) in seeds {
+                        out.lock().unwrap().0.push((row.position.offset, *minute, *measured, time));
+                    }
+                });
+            });
+            while worker.step_or_park(Some(std::time::Duration::from_millis(10))) {
+                if c.failure.failed() {
+                    collected.lock().unwrap().1 = true;
+                    for dataflow in worker.installed_dataflows() {
+                        worker.drop_dataflow(dataflow); // as `pipeline::run` does
+                    }
+                    return;
+                }
+            }
+        })
+        .expect("the computation runs");
+        let out = std::mem::take(&mut *out.lock().unwrap());
+        out
+    }
+
+    #[test]
+    fn the_committed_events_of_the_horizon_and_the_open_day_once_each_under_1_and_2_workers() {
+        let mut rng = Lcg(9);
+        let midnight = 20_000 * DAY_MINUTES;
+        // Events from 3 hours before midnight to 4 hours after it.
+        let events: Vec<(u64, u64)> = (0..400).map(|i| (midnight - 180 + rng.below(420), i)).collect();
+        for (from, horizon) in [(midnight + 200, 60), (midnight + 30, 120)] {
+            let dir = tempfile::tempdir().unwrap();
+            commit_events(&LocalStore::new(dir.path()).unwrap(), &events);
+            // Naive: every committed event of a minute in [min(midnight, from − horizon), from),
+            // fed to the aggregates from midnight on, emitted at its minute.
+            let first = midnight.min(from - horizon);
+            let want: BTreeSet<(u64, u64, bool, u64)> = events
+                .iter()
+                .filter(|(m, _)| (first..from).contains(m))
+                .map(|&(m, offset)| (offset, m, m >= midnight, m))
+                .collect();
+            assert!(want.len() > 50 && want.len() < events.len());
+            for workers in [1, 2] {
+                let (got, failed) = seeds(workers, dir.path(), from, horizon);
+                assert!(!failed, "-w {workers}: the seeds failed");
+                assert_eq!(got.len(), want.len(), "-w {workers}, from {from}: a seed twice or missing");
+                assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want, "-w {workers}, from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_committed_file_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let midnight = 20_000 * DAY_MINUTES;
+        let store = LocalStore::new(dir.path()).unwrap();
+        commit_events(&store, &[(midnight + 10, 1), (midnight + 70, 2)]);
+        let folder = format!("events/{}", partition_path(EventTime((midnight + 60) as i64 * MICROS_PER_MINUTE), false));
+        store.put(&format!("{folder}/part-00000.parquet"), b"not parquet").unwrap();
+        for workers in [1, 2] {
+            let (_, failed) = seeds(workers, dir.path(), midnight + 100, 60);
+            assert!(failed, "-w {workers}: a corrupt committed file must fail the restart");
+        }
     }
 }

@@ -148,6 +148,50 @@ fn start_writer<R: Table + Send + 'static>(
 }
 
 /// The sink operator on a stream of table rows.
+///
+/// # Examples
+///
+/// Three rejected rows of one hour, at most two rows per file: once the input ends (the
+/// frontier passes the hour), two files are written under their pending names and reported
+/// under their final names, for the committer:
+///
+/// ```
+/// use std::sync::Arc;
+/// use connectors::parse::RejectReason;
+/// use connectors::schema::{EventTime, Position, RejectedRow};
+/// use connectors::sink::store::LocalStore;
+/// use dataflow::counters::Counters;
+/// use dataflow::operators::sink::{SinkConfig, WriteTable};
+/// use timely::dataflow::operators::capture::{Capture, Event};
+/// use timely::dataflow::operators::vec::ToStream;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let config = SinkConfig {
+///     store: Arc::new(LocalStore::new(dir.path()).unwrap()),
+///     rows_per_file: 2,
+///     counters: Arc::new(Counters::new()),
+///     live: false,
+///     stop: Default::default(),
+///     committed: Default::default(),
+/// };
+/// let filed_under = EventTime(1_762_164_000_000_000); // 2025-11-03T10:00:00Z
+/// let rows: Vec<RejectedRow> = (0..3)
+///     .map(|offset| RejectedRow { position: Position { partition: 0, offset }, reason: RejectReason::ALL[0], raw: b"{".to_vec(), filed_under })
+///     .collect();
+/// let files = timely::example(move |scope| rows.to_stream(scope).write_table(config).capture());
+/// let mut names: Vec<String> = files
+///     .try_iter()
+///     .flat_map(|event| match event {
+///         Event::Messages(_, files) => files,
+///         Event::Progress(_) => Vec::new(),
+///     })
+///     .map(|(name, _bytes)| name)
+///     .collect();
+/// names.sort();
+/// let hour = "rejected/year=2025/month=11/day=03/hour=10";
+/// assert_eq!(names, [format!("{hour}/part-00000.parquet"), format!("{hour}/part-00001.parquet")]);
+/// assert!(dir.path().join(hour).join("_part-00000.parquet.pending").exists());
+/// ```
 pub trait WriteTable<'s, R> {
     /// Writes the rows to their table (see the module header); returns the final names (and
     /// sizes) of the files written, each at a time no later than its rows.

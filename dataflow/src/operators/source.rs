@@ -567,17 +567,16 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use connectors::schema::{EventTime, MICROS_PER_MINUTE};
+    use connectors::schema::MICROS_PER_MINUTE;
     use connectors::sink::commit::ResumePoint;
     use connectors::source::file::FileSource;
     use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
-    use timely::dataflow::channels::pact::Pipeline;
-    use timely::dataflow::operators::{Inspect, Operator, Probe};
+    use timely::dataflow::operators::{Inspect, Probe};
     use timely::dataflow::ProbeHandle;
 
     use super::{PartitionSource, SourceConfig};
     use crate::counters::Counters;
-    use crate::operators::harness::Lcg;
+    use crate::operators::harness::{event_line, Lcg};
 
     const LATENESS_MINUTES: i64 = 10;
 
@@ -592,15 +591,6 @@ mod tests {
         rejected: BTreeSet<(u32, u64, u64, u64)>,
         /// Resume points `(partition, offset, minute, largest event time before it)`.
         points: BTreeSet<(u32, u64, u64, Option<i64>)>,
-    }
-
-    fn line(id: u64, micros: i64) -> String {
-        let t = EventTime(micros);
-        format!(
-            r#"{{"event_id":"e-{id}","device_id":"d-{}","device_type":"temperature","timestamp":"{t}","event_duration":{}.5,"value":1.0,"status":"normal","metadata":{{"location":"zone-A","firmware":"v1"}}}}"#,
-            id % 7,
-            id % 300
-        )
     }
 
     /// `partitions` files of `lines` messages each: event times wander forwards with jumps
@@ -627,7 +617,7 @@ mod tests {
                         _ => now,
                     };
                     max = max.max(t);
-                    text.push_str(&line(u64::from(p) * 1_000_000 + i, t));
+                    text.push_str(&event_line(u64::from(p) * 1_000_000 + i, t));
                     text.push('\n');
                     times.push(Some(t));
                 }
@@ -710,32 +700,22 @@ mod tests {
                     o.lock().unwrap().accepted.insert((p.partition, p.offset, *time));
                 });
                 let o = Arc::clone(&out);
-                streams.late.sink(Pipeline, "Late", move |(input, _)| {
-                    input.for_each(|cap, rows| {
-                        for r in rows.drain(..) {
-                            let p = r.position;
-                            o.lock().unwrap().late.insert((
-                                p.partition,
-                                p.offset,
-                                r.watermark.micros(),
-                                *cap.least().unwrap(),
-                            ));
-                        }
-                    })
+                streams.late.inspect_core(move |event| {
+                    let Ok((stamp, rows)) = event else { return };
+                    let t = *stamp.expect_singleton();
+                    for r in rows {
+                        let row = (r.position.partition, r.position.offset, r.watermark.micros(), t);
+                        o.lock().unwrap().late.insert(row);
+                    }
                 });
                 let o = Arc::clone(&out);
-                streams.rejected.sink(Pipeline, "Rejected", move |(input, _)| {
-                    input.for_each(|cap, rows| {
-                        for r in rows.drain(..) {
-                            let p = r.position;
-                            o.lock().unwrap().rejected.insert((
-                                p.partition,
-                                p.offset,
-                                r.filed_under.minute(),
-                                *cap.least().unwrap(),
-                            ));
-                        }
-                    })
+                streams.rejected.inspect_core(move |event| {
+                    let Ok((stamp, rows)) = event else { return };
+                    let t = *stamp.expect_singleton();
+                    for r in rows {
+                        let row = (r.position.partition, r.position.offset, r.filed_under.minute(), t);
+                        o.lock().unwrap().rejected.insert(row);
+                    }
                 });
                 let o = Arc::clone(&out);
                 streams.resume_points.inspect(move |(p, r): &(u32, ResumePoint)| {
