@@ -7,6 +7,7 @@
 #   START=2026-12-03T23:57:00Z scripts/bench-soak.sh    # event time from START (paced as well):
 #                                                       # crosses a midnight after 3 minutes
 #   EVENT_RATE=10 scripts/bench-soak.sh 15              # day cycles: see below
+#   JOB_ARGS='--fold-every 0' scripts/bench-soak.sh         # more flags for the job
 #
 # Every 10 s it samples the job's RSS, its consumer lag (sum of
 # iot_etl_partition_lag_messages), the messages it has read and the producer has sent, and
@@ -64,7 +65,7 @@ target/release/producer --brokers "$KAFKA_BROKERS" --topic soak --partitions 3 "
 PRODUCER=$!
 sleep 3 # the producer creates the topic
 target/release/dataflow --brokers "$KAFKA_BROKERS" --topic soak -w "$WORKERS" --output "$WORK/out" \
-  --allowed-lateness 5s --dedup-horizon 2m \
+  --allowed-lateness 5s --dedup-horizon 2m ${JOB_ARGS:-} \
   --metrics-addr "127.0.0.1:$JOB_PORT" --progress never > "$WORK/summary.txt" 2> "$WORK/job.log" &
 JOB=$!
 metric() { # PORT NAME [min]: the sum (or the least) of a metric's samples

@@ -187,15 +187,44 @@ pub struct Args {
     pub progress: String,
 }
 
+/// A combination of flags that cannot run; the message names the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `-p` is not below `-n`.
+    #[error("-p {process} is out of range for -n {processes}: the process index must be below the process count")]
+    ProcessOutOfRange {
+        /// `-p`.
+        process: usize,
+        /// `-n`.
+        processes: usize,
+    },
+    /// The hostfile cannot be read.
+    #[error("cannot read the hostfile {}: {error} (pass -h FILE with one host:port per line)", path.display())]
+    Hostfile {
+        /// `-h`.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The hostfile names fewer hosts than processes.
+    #[error("the hostfile {} lists {hosts} hosts but -n is {processes}: add one host:port line per process", path.display())]
+    ShortHostfile {
+        /// `-h`.
+        path: std::path::PathBuf,
+        /// Hosts it lists.
+        hosts: usize,
+        /// `-n`.
+        processes: usize,
+    },
+}
+
 impl Args {
     /// The timely communication configuration these flags describe.
-    pub fn communication(&self) -> anyhow::Result<timely::CommunicationConfig> {
+    pub fn communication(&self) -> Result<timely::CommunicationConfig, ConfigError> {
         let (threads, processes, process) =
             (usize::from(self.workers), usize::from(self.processes), usize::from(self.process));
         if process >= processes {
-            anyhow::bail!(
-                "-p {process} is out of range for -n {processes}: the process index must be below the process count"
-            );
+            return Err(ConfigError::ProcessOutOfRange { process, processes });
         }
         if processes == 1 {
             return Ok(if threads == 1 {
@@ -206,20 +235,12 @@ impl Args {
         }
         let addresses = match &self.hostfile {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot read the hostfile {}: {e} (pass -h FILE with one host:port per line)",
-                        path.display()
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|error| ConfigError::Hostfile { path: path.clone(), error })?;
                 let hosts: Vec<String> =
                     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
                 if hosts.len() < processes {
-                    anyhow::bail!(
-                        "the hostfile {} lists {} hosts but -n is {processes}: add one host:port line per process",
-                        path.display(),
-                        hosts.len()
-                    );
+                    return Err(ConfigError::ShortHostfile { path: path.clone(), hosts: hosts.len(), processes });
                 }
                 hosts[..processes].to_vec()
             }

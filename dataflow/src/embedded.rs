@@ -14,7 +14,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use anyhow::Context;
 use connectors::kafka::SinkConfig;
 use producer::files::Summary;
 use producer::metrics::ProducerMetrics;
@@ -27,24 +26,50 @@ use crate::config::Args;
 /// The in-process Kafka cluster; dropping it shuts it down.
 pub type EmbeddedKafka = MockCluster<'static, DefaultProducerContext>;
 
+/// Why the embedded run cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// librdkafka's mock cluster cannot start.
+    #[error("cannot start the embedded Kafka (librdkafka mock cluster): {0}")]
+    Cluster(rdkafka::error::KafkaError),
+    /// The topic cannot be created in it.
+    #[error("cannot create topic {topic} in the embedded Kafka: {error}")]
+    Topic {
+        /// The topic.
+        topic: String,
+        /// Why.
+        error: rdkafka::error::KafkaError,
+    },
+    /// The built-in producer's settings are invalid (the message names the flag).
+    #[error("{0}")]
+    Producer(String),
+    /// The built-in producer's metrics cannot be served.
+    #[error("--producer-metrics-addr: {0}")]
+    ProducerMetrics(String),
+    /// The producer's thread cannot start.
+    #[error("cannot start the built-in producer's thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 /// Starts a one-broker mock cluster holding `topic` with `partitions` partitions; returns it
 /// and its bootstrap address.
-pub fn start(topic: &str, partitions: u32) -> anyhow::Result<(EmbeddedKafka, String)> {
-    let cluster = MockCluster::new(1).context("cannot start the embedded Kafka (librdkafka mock cluster)")?;
+pub fn start(topic: &str, partitions: u32) -> Result<(EmbeddedKafka, String), EmbeddedError> {
+    let cluster = MockCluster::new(1).map_err(EmbeddedError::Cluster)?;
     cluster
         .create_topic(topic, partitions as i32, 1)
-        .with_context(|| format!("cannot create topic {topic} in the embedded Kafka"))?;
+        .map_err(|error| EmbeddedError::Topic { topic: topic.to_owned(), error })?;
     let brokers = cluster.bootstrap_servers();
     Ok((cluster, brokers))
 }
 
 /// Runs the built-in producer against `brokers` on a thread until `stop`; its metrics are
-/// served on `--producer-metrics-addr`.
+/// served on `--producer-metrics-addr`. The thread returns the producer's own result (the
+/// `producer` crate reports with `anyhow`).
 pub fn spawn_producer(
     args: &Args,
     brokers: &str,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<JoinHandle<anyhow::Result<Summary>>> {
+) -> Result<JoinHandle<anyhow::Result<Summary>>, EmbeddedError> {
     let generator = GeneratorConfig {
         seed: 1,
         rate: args.rate,
@@ -58,7 +83,7 @@ pub fn spawn_producer(
         outliers: 0.005,
         max_message_bytes: args.max_message_bytes,
     };
-    generator.validate().map_err(anyhow::Error::msg)?;
+    generator.validate().map_err(EmbeddedError::Producer)?;
     let kafka = SinkConfig {
         brokers: brokers.to_owned(),
         topic: args.topic.clone(),
@@ -67,7 +92,7 @@ pub fn spawn_producer(
     };
     let metrics = Arc::new(ProducerMetrics::new());
     let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics))
-        .context("--producer-metrics-addr")?;
+        .map_err(|e| EmbeddedError::ProducerMetrics(format!("{e:#}")))?;
     tracing::info!(%addr, "built-in producer serves /metrics");
     Ok(std::thread::Builder::new().name("producer".into()).spawn(move || {
         producer::kafka::produce(&generator, &kafka, producer::kafka::Pacing::EventTime, &metrics, &stop)

@@ -18,7 +18,7 @@ use dataflow::counters::{table_index, TABLE_NAMES};
 use dataflow::embedded;
 use dataflow::metrics::{serve, EngineMetrics};
 use dataflow::operators::source::{Resume, SourceConfig};
-use dataflow::pipeline::{run, PipelineConfig};
+use dataflow::pipeline::{run, PipelineConfig, RunError};
 
 fn main() {
     // Logs never stop the engine: a closed stderr (a pipe whose reader went away) loses the
@@ -65,19 +65,28 @@ fn exit_on_panic() {
 /// A fatal failure an operator reports (a store that refuses a write, a committed file that
 /// is gone: see `dataflow::failure`) ends the process at once with exit code 1 and the
 /// failure's message; nothing is committed after it, and the next start resumes from the
-/// last commit.
+/// last commit. The watcher exits without waiting for the workers to wind down; `run` also
+/// returns the failure, and whichever of the two comes first prints it.
 fn exit_on_failure(counters: Arc<Counters>) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("failure".into())
         .spawn(move || {
             let error = counters.failure.wait();
-            say(format_args!(
-                "error: {error}; the engine stops (exit code 1) and the next start resumes from the last commit\n"
-            ));
-            std::process::exit(1);
+            exit_failed(&error);
         })
         .context("cannot start the failure watcher")?;
     Ok(())
+}
+
+/// Prints a run's fatal failure (once, whichever thread comes first) and exits with code 1.
+fn exit_failed(error: &str) -> ! {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if !REPORTED.swap(true, Relaxed) {
+        say(format_args!(
+            "error: {error}; the engine stops (exit code 1) and the next start resumes from the last commit\n"
+        ));
+    }
+    std::process::exit(1);
 }
 
 fn main_with(args: Args) -> anyhow::Result<()> {
@@ -220,7 +229,11 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("built-in producer panicked"),
         }
     }
-    let summary = result?;
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(RunError::Failed(error)) => exit_failed(&error),
+        Err(e) => return Err(e.into()),
+    };
     {
         use std::io::Write;
         let _ = writeln!(std::io::stdout(), "{summary}"); // a closed stdout loses the summary only

@@ -300,14 +300,31 @@ pub const READY_MAX_COMMIT_AGE: std::time::Duration = std::time::Duration::from_
 /// The paths the engine's HTTP server answers (Kubernetes probes must use these).
 pub const HTTP_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
+/// Why the HTTP server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address cannot be bound.
+    #[error("cannot serve metrics on {addr}: {error} (pass --metrics-addr HOST:PORT with a free port)")]
+    Bind {
+        /// `--metrics-addr`.
+        addr: String,
+        /// Why.
+        error: String,
+    },
+    /// The server is not on an IP address.
+    #[error("the metrics server is not on an IP address")]
+    NotIp,
+    /// Its thread cannot start.
+    #[error("cannot start the metrics server's thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 /// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see
 /// [`EngineMetrics::readiness`]) over HTTP on `addr` from a background thread; returns the bound address.
-pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> anyhow::Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
-        anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)")
-    })?;
-    let bound =
-        server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
+pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> Result<std::net::SocketAddr, ServeError> {
+    let server =
+        tiny_http::Server::http(addr).map_err(|e| ServeError::Bind { addr: addr.to_owned(), error: e.to_string() })?;
+    let bound = server.server_addr().to_ip().ok_or(ServeError::NotIp)?;
     std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
         for request in server.incoming_requests() {
             let path = request.url().split('?').next().unwrap_or("").to_owned();

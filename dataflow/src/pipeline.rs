@@ -78,7 +78,7 @@ pub fn build(
     scope: Scope<'_, u64>,
     config: &PipelineConfig,
     counters: Arc<Counters>,
-) -> anyhow::Result<ProbeHandle<u64>> {
+) -> Result<ProbeHandle<u64>, crate::operators::source::BuildError> {
     let sink = SinkConfig {
         store: Arc::clone(&config.store),
         rows_per_file: config.rows_per_file,
@@ -239,6 +239,20 @@ impl std::fmt::Display for RunSummary {
     }
 }
 
+/// Why a run did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The workers could not start (a cluster's addresses cannot be bound or reached, ...).
+    #[error("cannot start the timely workers: {0}")]
+    Start(String),
+    /// A worker thread panicked (a bug).
+    #[error("a worker failed: {0}")]
+    Panicked(String),
+    /// An operator reported a failure ([`crate::failure`]); the message says what failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// How often a parked worker looks for a failure (see [`run`]).
 const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -250,7 +264,7 @@ pub fn run(
     config: PipelineConfig,
     communication: timely::CommunicationConfig,
     counters: Arc<Counters>,
-) -> anyhow::Result<RunSummary> {
+) -> Result<RunSummary, RunError> {
     let start = Instant::now();
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let c = Arc::clone(&counters);
@@ -265,7 +279,7 @@ pub fn run(
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }
-                return Ok(());
+                return;
             }
         };
         // Worker 0 (which also commits) notes when the source frontier reaches each value, for
@@ -293,18 +307,13 @@ pub fn run(
                 }
             }
         }
-        Ok(())
     })
-    .map_err(|e| anyhow::anyhow!("cannot start the timely workers: {e}"))?;
+    .map_err(RunError::Start)?;
     for result in guards.join() {
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(panic) => anyhow::bail!("a worker failed: {panic}"),
-        }
+        result.map_err(RunError::Panicked)?;
     }
     if counters.failure.failed() {
-        anyhow::bail!("{}", counters.failure.wait());
+        return Err(RunError::Failed(counters.failure.wait()));
     }
     Ok(RunSummary::from_counters(&counters, start.elapsed().as_secs_f64()))
 }

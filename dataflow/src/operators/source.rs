@@ -179,6 +179,17 @@ pub struct SourceStreams<'s> {
     pub resume_points: StreamVec<'s, u64, (u32, ResumePoint)>,
 }
 
+/// Why the source operator cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The partitions cannot be listed.
+    #[error(transparent)]
+    Source(#[from] connectors::source::SourceError),
+    /// A partition's reading thread cannot start.
+    #[error("cannot start a partition's reading thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 /// The source operator, as a source of a scope.
 ///
 /// # Examples
@@ -246,7 +257,7 @@ pub trait PartitionSource<'s> {
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> anyhow::Result<SourceStreams<'s>>;
+    ) -> Result<SourceStreams<'s>, BuildError>;
 }
 
 impl<'s> PartitionSource<'s> for Scope<'s, u64> {
@@ -256,7 +267,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> anyhow::Result<SourceStreams<'s>> {
+    ) -> Result<SourceStreams<'s>, BuildError> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
         let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);

@@ -75,7 +75,7 @@ pub fn try_run_engine_on(
     source: Arc<dyn connectors::source::Source>,
     output: &Path,
     workers: usize,
-) -> anyhow::Result<RunSummary> {
+) -> Result<RunSummary, dataflow::pipeline::RunError> {
     let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
     let config = PipelineConfig {
         input: source.identity(),

@@ -3,7 +3,7 @@
 //! for when, and `connectors::sink::commit`, "Compact", for how the replacement is committed).
 
 use connectors::sink::commit::pending_path;
-use connectors::sink::TableStore;
+use connectors::sink::{StoreError, TableStore};
 
 use crate::operators::sink::live_file;
 
@@ -18,13 +18,31 @@ pub(super) fn minute_file(path: &str) -> Option<(&str, u64)> {
     Some((folder, (minute / 60 + 1) * 60))
 }
 
+/// Why an hour could not be compacted.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CompactError {
+    /// The folder already holds a merged file (a compaction that was not committed is
+    /// removed at start, so this is a file of another writer).
+    #[error("it already holds a merged file ({0})")]
+    AlreadyMerged(String),
+    /// A committed minute file is gone.
+    #[error("committed file {0} disappeared")]
+    Disappeared(String),
+    /// A file could not be decoded or encoded.
+    #[error("{0}: {1}")]
+    Parquet(String, String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Merges the committed minute files of `folder` (see the module header); returns the merged
 /// files written under their pending names and the files they replace.
 pub(super) fn merge_folder(
     store: &dyn TableStore,
     folder: &str,
     rows_per_file: usize,
-) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+) -> Result<(Vec<String>, Vec<String>), CompactError> {
     use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
     let mut inputs: Vec<((u64, u64), String)> = Vec::new();
     for path in store.list(folder)? {
@@ -33,7 +51,7 @@ pub(super) fn merge_folder(
             continue;
         }
         if name.starts_with("part-c") {
-            anyhow::bail!("{folder} already holds a merged file ({name})");
+            return Err(CompactError::AlreadyMerged(format!("{folder}/{name}")));
         }
         if let Some(key) = live_file(&path) {
             inputs.push((key, path.clone()));
@@ -47,8 +65,8 @@ pub(super) fn merge_folder(
     }
     let mut batches = Vec::new();
     for path in &inputs {
-        let bytes = store.get(path)?.ok_or_else(|| anyhow::anyhow!("{path} disappeared"))?;
-        batches.extend(decode_parquet(bytes)?);
+        let bytes = store.get(path)?.ok_or_else(|| CompactError::Disappeared(path.clone()))?;
+        batches.extend(decode_parquet(bytes).map_err(|e| CompactError::Parquet(path.clone(), e.to_string()))?);
     }
     // Cut the rows, in order, into files of at most `rows_per_file` rows.
     let mut files = vec![Vec::new()];
@@ -69,7 +87,8 @@ pub(super) fn merge_folder(
     let mut merged = Vec::new();
     for (i, file) in files.iter().enumerate().filter(|(_, f)| !f.is_empty()) {
         let path = format!("{folder}/part-c{i:05}.parquet");
-        store.put(&pending_path(&path), &encode_parquet_batches(file)?)?;
+        let bytes = encode_parquet_batches(file).map_err(|e| CompactError::Parquet(path.clone(), e.to_string()))?;
+        store.put(&pending_path(&path), &bytes)?;
         merged.push(path);
     }
     Ok((merged, inputs))
