@@ -9,10 +9,12 @@
 //!   values from files or the environment, shared with the producer), `source.rs` (the
 //!   partition readers: static assignment, non-blocking) and `sink.rs` (the producer's
 //!   writer: topic creation, back-pressure, delivery failures);
-//! - [`sink`]: the Parquet tables the engine writes and the storage they go to.
+//! - [`sink`]: the Parquet tables the engine writes and the storage they go to;
+//! - [`http`]: the `/metrics` and probe endpoint of the engine and the producer.
 #![deny(missing_docs)]
 
 pub mod calendar;
+pub mod http;
 pub mod kafka;
 pub mod parse;
 pub mod partition;

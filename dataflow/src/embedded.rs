@@ -18,6 +18,7 @@ use connectors::kafka::SinkConfig;
 use producer::files::Summary;
 use producer::metrics::ProducerMetrics;
 use producer::GeneratorConfig;
+use producer::ProduceError;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 
@@ -45,7 +46,7 @@ pub enum EmbeddedError {
     Producer(String),
     /// The built-in producer's metrics cannot be served.
     #[error("--producer-metrics-addr: {0}")]
-    ProducerMetrics(String),
+    ProducerMetrics(#[from] connectors::http::ServeError),
     /// The producer's thread cannot start.
     #[error("cannot start the built-in producer's thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -63,13 +64,12 @@ pub fn start(topic: &str, partitions: u32) -> Result<(EmbeddedKafka, String), Em
 }
 
 /// Runs the built-in producer against `brokers` on a thread until `stop`; its metrics are
-/// served on `--producer-metrics-addr`. The thread returns the producer's own result (the
-/// `producer` crate reports with `anyhow`).
+/// served on `--producer-metrics-addr`.
 pub fn spawn_producer(
     args: &Args,
     brokers: &str,
     stop: Arc<AtomicBool>,
-) -> Result<JoinHandle<anyhow::Result<Summary>>, EmbeddedError> {
+) -> Result<JoinHandle<Result<Summary, ProduceError>>, EmbeddedError> {
     let generator = GeneratorConfig {
         seed: 1,
         rate: args.rate,
@@ -91,8 +91,7 @@ pub fn spawn_producer(
         options: vec![],
     };
     let metrics = Arc::new(ProducerMetrics::new());
-    let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics))
-        .map_err(|e| EmbeddedError::ProducerMetrics(format!("{e:#}")))?;
+    let addr = producer::metrics::serve(&args.producer_metrics_addr, Arc::clone(&metrics))?;
     tracing::info!(%addr, "built-in producer serves /metrics");
     Ok(std::thread::Builder::new().name("producer".into()).spawn(move || {
         producer::kafka::produce(&generator, &kafka, producer::kafka::Pacing::EventTime, &metrics, &stop)

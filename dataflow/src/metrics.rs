@@ -13,6 +13,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use connectors::http::{Answer, Endpoint, ServeError};
 use connectors::sink::{DailyRow, Table, WindowRow};
 
 use crate::counters::{table_index, Counters, TABLE_NAMES};
@@ -300,48 +301,29 @@ pub const READY_MAX_COMMIT_AGE: std::time::Duration = std::time::Duration::from_
 /// The paths the engine's HTTP server answers (Kubernetes probes must use these).
 pub const HTTP_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
-/// Why the HTTP server cannot start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    /// The address cannot be bound.
-    #[error("cannot serve metrics on {addr}: {error} (pass --metrics-addr HOST:PORT with a free port)")]
-    Bind {
-        /// `--metrics-addr`.
-        addr: String,
-        /// Why.
-        error: String,
-    },
-    /// The server is not on an IP address.
-    #[error("the metrics server is not on an IP address")]
-    NotIp,
-    /// Its thread cannot start.
-    #[error("cannot start the metrics server's thread: {0}")]
-    Thread(#[from] std::io::Error),
+/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see
+/// [`EngineMetrics::readiness`]) over HTTP on `addr` from a background thread
+/// ([`connectors::http`]); returns the bound address.
+pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> Result<std::net::SocketAddr, ServeError> {
+    connectors::http::serve(addr, Engine(metrics))
 }
 
-/// Serves `/metrics`, `/healthz` (the process is alive) and `/readyz` (see
-/// [`EngineMetrics::readiness`]) over HTTP on `addr` from a background thread; returns the bound address.
-pub fn serve(addr: &str, metrics: Arc<EngineMetrics>) -> Result<std::net::SocketAddr, ServeError> {
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| ServeError::Bind { addr: addr.to_owned(), error: e.to_string() })?;
-    let bound = server.server_addr().to_ip().ok_or(ServeError::NotIp)?;
-    std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
-        for request in server.incoming_requests() {
-            let path = request.url().split('?').next().unwrap_or("").to_owned();
-            let response = match path.as_str() {
-                "/metrics" => tiny_http::Response::from_string(metrics.render()).with_header(
-                    "Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header"),
-                ),
-                "/healthz" => tiny_http::Response::from_string("ok\n"),
-                "/readyz" => match metrics.readiness() {
-                    Ok(()) => tiny_http::Response::from_string("ready\n"),
-                    Err(why) => tiny_http::Response::from_string(format!("{why}\n")).with_status_code(503),
-                },
-                _ => tiny_http::Response::from_string("not found: try /metrics, /healthz or /readyz\n")
-                    .with_status_code(404),
-            };
-            let _ = request.respond(response);
-        }
-    })?;
-    Ok(bound)
+/// The engine's answers on [`HTTP_PATHS`].
+struct Engine(Arc<EngineMetrics>);
+
+impl Endpoint for Engine {
+    fn answer(&self, path: &str) -> Option<Answer> {
+        Some(match path {
+            "/metrics" => Answer::ok(self.0.render()),
+            "/healthz" => Answer::ok("ok\n"),
+            "/readyz" => match self.0.readiness() {
+                Ok(()) => Answer::ok("ready\n"),
+                Err(why) => Answer { status: 503, body: format!("{why}\n") },
+            },
+            _ => return None,
+        })
+    }
+    fn paths(&self) -> &'static [&'static str] {
+        &HTTP_PATHS
+    }
 }

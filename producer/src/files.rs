@@ -6,10 +6,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
-
 use crate::generator::{Generator, GeneratorConfig, Message};
 use crate::metrics::ProducerMetrics;
+use crate::ProduceError;
 
 /// What was written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,8 +68,13 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// The error of an I/O failure on `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProduceError + '_ {
+    move |error| ProduceError::Io { path: path.to_owned(), error }
+}
+
 /// Writes the messages of `config` into `dir` (created if missing).
-pub fn write_partition_files(config: &GeneratorConfig, dir: &Path) -> anyhow::Result<Summary> {
+pub fn write_partition_files(config: &GeneratorConfig, dir: &Path) -> Result<Summary, ProduceError> {
     write_partition_files_with(config, dir, None, &AtomicBool::new(false))
 }
 
@@ -80,23 +84,19 @@ pub fn write_partition_files_with(
     dir: &Path,
     metrics: Option<&ProducerMetrics>,
     stop: &AtomicBool,
-) -> anyhow::Result<Summary> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut writers = (0..config.partitions)
-        .map(|p| {
-            let path = dir.join(format!("partition-{p}.jsonl"));
-            File::create(&path)
-                .map(|f| BufWriter::with_capacity(1 << 20, f))
-                .with_context(|| format!("cannot create {}", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+) -> Result<Summary, ProduceError> {
+    config.validate().map_err(ProduceError::Config)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let paths: Vec<_> = (0..config.partitions).map(|p| dir.join(format!("partition-{p}.jsonl"))).collect();
+    let mut writers = paths
+        .iter()
+        .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(io(path)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut summary = Summary { per_partition: vec![0; config.partitions as usize], ..Default::default() };
     let mut batch = Vec::with_capacity(1024);
     for m in Generator::new(config.clone()) {
-        let w = &mut writers[m.partition as usize];
-        w.write_all(&m.payload)?;
-        w.write_all(b"\n")?;
+        let (w, path) = (&mut writers[m.partition as usize], &paths[m.partition as usize]);
+        w.write_all(&m.payload).and_then(|()| w.write_all(b"\n")).map_err(io(path))?;
         summary.add(&m);
         batch.push(m);
         if batch.len() == batch.capacity() {
@@ -112,8 +112,8 @@ pub fn write_partition_files_with(
     if let Some(metrics) = metrics {
         metrics.record_sent(&batch);
     }
-    for mut w in writers {
-        w.flush().with_context(|| format!("cannot write to {}", dir.display()))?;
+    for (mut w, path) in writers.into_iter().zip(&paths) {
+        w.flush().map_err(io(path))?;
     }
     Ok(summary)
 }

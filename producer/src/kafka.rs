@@ -16,12 +16,13 @@ use connectors::source::{MessageBatch, PollStatus, Source};
 use crate::files::Summary;
 use crate::generator::{Generator, GeneratorConfig};
 use crate::metrics::ProducerMetrics;
+use crate::ProduceError;
 
 /// How long a flush waits for the last deliveries.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A sink whose delivery failures are logged and counted in `metrics`.
-fn connect(config: &SinkConfig, partitions: u32, metrics: &Arc<ProducerMetrics>) -> anyhow::Result<KafkaSink> {
+fn connect(config: &SinkConfig, partitions: u32, metrics: &Arc<ProducerMetrics>) -> Result<KafkaSink, ProduceError> {
     let m = Arc::clone(metrics);
     Ok(KafkaSink::connect(config, partitions, move |e| {
         m.kafka_errors.inc();
@@ -30,7 +31,13 @@ fn connect(config: &SinkConfig, partitions: u32, metrics: &Arc<ProducerMetrics>)
 }
 
 /// `sink.send`, counting a refused message in `metrics`.
-fn send(sink: &KafkaSink, partition: u32, key: &[u8], payload: &[u8], metrics: &ProducerMetrics) -> anyhow::Result<()> {
+fn send(
+    sink: &KafkaSink,
+    partition: u32,
+    key: &[u8],
+    payload: &[u8],
+    metrics: &ProducerMetrics,
+) -> Result<(), ProduceError> {
     sink.send(partition, key, payload).inspect_err(|_| metrics.kafka_errors.inc())?;
     Ok(())
 }
@@ -43,7 +50,7 @@ pub fn replay(
     config: &SinkConfig,
     metrics: Arc<ProducerMetrics>,
     stop: &AtomicBool,
-) -> anyhow::Result<Vec<u64>> {
+) -> Result<Vec<u64>, ProduceError> {
     let source = FileSource::new(dir);
     let partitions = source.partitions()?;
     let count = partitions.iter().max().map_or(0, |p| p + 1);
@@ -111,7 +118,7 @@ pub fn produce(
     pacing: Pacing,
     metrics: &Arc<ProducerMetrics>,
     stop: &AtomicBool,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, ProduceError> {
     let sink = connect(sink_config, config.partitions, metrics)?;
     let mut summary = Summary::default();
     let wall_start = Instant::now();

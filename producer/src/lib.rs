@@ -15,4 +15,26 @@ pub mod kafka;
 pub mod metrics;
 
 pub use files::write_partition_files;
+
+/// Why the producer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The generator's settings are invalid (the message names the flag).
+    #[error("{0}")]
+    Config(String),
+    /// A file or folder cannot be written.
+    #[error("cannot write {}: {error}", path.display())]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The folder to replay cannot be read.
+    #[error(transparent)]
+    Source(#[from] connectors::source::SourceError),
+    /// Kafka refused a message or did not deliver every one.
+    #[error(transparent)]
+    Kafka(#[from] connectors::kafka::SinkError),
+}
 pub use generator::{Generator, GeneratorConfig, InvalidKind, Message, MessageKind};

@@ -1,6 +1,7 @@
 //! The producer's Prometheus metrics (names in [`names`]) and their HTTP endpoint.
 //! Messages are counted per batch, not per message.
 
+use connectors::http::{Answer, Endpoint, ServeError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
@@ -95,25 +96,24 @@ impl ProducerMetrics {
     }
 }
 
-/// Serves `/metrics` and `/healthz` on `addr` from a background thread; returns the bound
-/// address (pass port 0 for any free port).
-pub fn serve(addr: &str, metrics: std::sync::Arc<ProducerMetrics>) -> anyhow::Result<std::net::SocketAddr> {
-    let server = tiny_http::Server::http(addr).map_err(|e| {
-        anyhow::anyhow!("cannot serve metrics on {addr}: {e} (pass --metrics-addr HOST:PORT with a free port)")
-    })?;
-    let bound =
-        server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("metrics server is not on an IP address"))?;
-    std::thread::Builder::new().name("metrics-http".into()).spawn(move || {
-        for request in server.incoming_requests() {
-            let response = match request.url() {
-                "/metrics" => tiny_http::Response::from_string(metrics.render()).with_header(
-                    "Content-Type: text/plain; version=0.0.4".parse::<tiny_http::Header>().expect("valid header"),
-                ),
-                "/healthz" => tiny_http::Response::from_string("ok\n"),
-                _ => tiny_http::Response::from_string("not found: try /metrics or /healthz\n").with_status_code(404),
-            };
-            let _ = request.respond(response);
+/// Serves `/metrics` and `/healthz` on `addr` from a background thread
+/// ([`connectors::http`]); returns the bound address (pass port 0 for any free port).
+pub fn serve(addr: &str, metrics: std::sync::Arc<ProducerMetrics>) -> Result<std::net::SocketAddr, ServeError> {
+    connectors::http::serve(addr, Producer(metrics))
+}
+
+/// The producer's answers.
+struct Producer(std::sync::Arc<ProducerMetrics>);
+
+impl Endpoint for Producer {
+    fn answer(&self, path: &str) -> Option<Answer> {
+        match path {
+            "/metrics" => Some(Answer::ok(self.0.render())),
+            "/healthz" => Some(Answer::ok("ok\n")),
+            _ => None,
         }
-    })?;
-    Ok(bound)
+    }
+    fn paths(&self) -> &'static [&'static str] {
+        &["/metrics", "/healthz"]
+    }
 }
