@@ -48,7 +48,7 @@ const WINDOW_COLUMNS: [&str; 8] = [
     "p95_duration",
 ];
 
-fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> anyhow::Result<Flat> {
+fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> crate::Result<Flat> {
     let mut out = Flat::new();
     for b in batches {
         for i in 0..b.num_rows() {
@@ -57,13 +57,13 @@ fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> anyhow::Result<
             } else if let Some(a) = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>() {
                 a.value(i)
             } else {
-                anyhow::bail!("unexpected type of column {}", columns[0]);
+                return Err(crate::Error::Table(format!("unexpected type of column {}", columns[0])));
             };
             let ty = b
                 .column(1)
                 .as_any()
                 .downcast_ref::<StringArray>()
-                .ok_or_else(|| anyhow::anyhow!("device_type is not a string"))?
+                .ok_or_else(|| crate::Error::Table("device_type is not a string".into()))?
                 .value(i)
                 .to_owned();
             let mut values = Vec::new();
@@ -74,12 +74,12 @@ fn flatten(batches: &[RecordBatch], columns: &[&'static str]) -> anyhow::Result<
                 } else if let Some(a) = col.downcast_ref::<Float64Array>() {
                     Value::F(a.value(i))
                 } else {
-                    anyhow::bail!("unexpected type of column {name}");
+                    return Err(crate::Error::Table(format!("unexpected type of column {name}")));
                 };
                 values.push((*name, v));
             }
             if out.insert((key0, ty.clone()), values).is_some() {
-                anyhow::bail!("two rows for the same key ({key0}, {ty})");
+                return Err(crate::Error::Table(format!("two rows for the same key ({key0}, {ty})")));
             }
         }
     }
@@ -112,12 +112,12 @@ fn render(values: &[(&str, Value)]) -> String {
 
 /// Compares the tables of the output at `output` (a path, `file://`, `s3://BUCKET/PREFIX`);
 /// returns one line per difference (empty: all equal).
-pub fn check(output: &str) -> anyhow::Result<Vec<String>> {
+pub fn check(output: &str) -> crate::Result<Vec<String>> {
     check_store(&open_store(output)?, output)
 }
 
 /// [`check`] on an opened store; `url` names it in messages.
-pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> anyhow::Result<Vec<String>> {
+pub fn check_store(store: &Arc<dyn TableStore>, url: &str) -> crate::Result<Vec<String>> {
     let table = |name| Table::in_output(store, url, name);
     let all = DateRange::default();
     let events = table("events");

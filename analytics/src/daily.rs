@@ -46,7 +46,7 @@ fn flush(day: i32, buckets: &mut [Vec<f64>; TYPES], groups: &mut Groups) {
 }
 
 /// Groups the durations of one file's batches, in row order.
-fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
+fn group_file(batches: Vec<RecordBatch>) -> crate::Result<Groups> {
     let mut groups = Groups::new();
     // A file's rows are (nearly) all of one day: collect per type until the day changes.
     let mut day: Option<i32> = None;
@@ -56,24 +56,24 @@ fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
             .column(0)
             .as_any()
             .downcast_ref::<DictionaryArray<Int32Type>>()
-            .ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+            .ok_or_else(|| crate::Error::Table("device_type is not a string column".into()))?;
         let names = types
             .values()
             .as_any()
             .downcast_ref::<StringArray>()
-            .ok_or_else(|| anyhow::anyhow!("device_type is not a string column"))?;
+            .ok_or_else(|| crate::Error::Table("device_type is not a string column".into()))?;
         let times = batch
             .column(1)
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
-            .ok_or_else(|| anyhow::anyhow!("timestamp is not a microsecond timestamp column"))?;
+            .ok_or_else(|| crate::Error::Table("timestamp is not a microsecond timestamp column".into()))?;
         let durations = batch
             .column(2)
             .as_any()
             .downcast_ref::<Float64Array>()
-            .ok_or_else(|| anyhow::anyhow!("event_duration is not a float64 column"))?;
+            .ok_or_else(|| crate::Error::Table("event_duration is not a float64 column".into()))?;
         if types.null_count() + times.null_count() + durations.null_count() > 0 {
-            anyhow::bail!("a required column is null in the events table");
+            return Err(crate::Error::Table("a required column is null in the events table".into()));
         }
         // The type of each distinct dictionary value (None: not a device type).
         let kind: Vec<Option<usize>> = (0..names.len())
@@ -89,7 +89,10 @@ fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
         for i in 0..batch.num_rows() {
             let key = keys[i] as usize;
             let Some(ty) = kind[key] else {
-                anyhow::bail!("unknown device_type {:?} in the events table", names.value(key))
+                return Err(crate::Error::Table(format!(
+                    "unknown device_type {:?} in the events table",
+                    names.value(key)
+                )));
             };
             let d = times[i].div_euclid(MICROS_PER_DAY) as i32;
             if day != Some(d) {
@@ -109,7 +112,7 @@ fn group_file(batches: Vec<RecordBatch>) -> anyhow::Result<Groups> {
 
 /// Durations of the `events` table grouped by (days since epoch, device type), each group
 /// in file order.
-pub fn durations_by_day(events: &Table, range: DateRange) -> anyhow::Result<Groups> {
+pub fn durations_by_day(events: &Table, range: DateRange) -> crate::Result<Groups> {
     let files = events.committed_files(range)?;
     let mut groups = Groups::new();
     for file_groups in events.map_files(&files, COLUMNS, group_file)? {
@@ -163,7 +166,7 @@ pub fn daily_row(date: i32, device_type: DeviceType, durations: &[f64]) -> Optio
 }
 
 /// The daily p95 rows of the `events` table, for dates in `range`, ordered by date and type.
-pub fn daily_p95(events: &Table, range: DateRange) -> anyhow::Result<Vec<DailyRow>> {
+pub fn daily_p95(events: &Table, range: DateRange) -> crate::Result<Vec<DailyRow>> {
     let groups: Vec<_> = durations_by_day(events, range)?.into_iter().collect();
     let rows = crate::parallel_map(&groups, |((day, ty), durations)| Ok(daily_row(*day, *ty, durations)))?;
     Ok(rows.into_iter().flatten().collect())
@@ -183,7 +186,7 @@ pub const DAILY_COLUMNS: [&str; 9] = [
 ];
 
 /// Writes rows as CSV with a header (the `daily_p95` column names, dates as YYYY-MM-DD).
-pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> anyhow::Result<()> {
+pub fn write_csv<W: std::io::Write>(rows: &[DailyRow], out: W) -> crate::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(DAILY_COLUMNS)?;
     for r in rows {

@@ -117,13 +117,16 @@ fn complete_before(table: &str, file: &str, batch: &RecordBatch, f: i64) -> Vec<
 
 /// Compares a live run's output `a` with a bounded run's `b` up to `a`'s committed frontier
 /// (see the module header); equal to [`diff`] without part files when `a` is complete.
-pub fn diff_prefix(a: &str, b: &str) -> anyhow::Result<Diff> {
+pub fn diff_prefix(a: &str, b: &str) -> crate::Result<Diff> {
     let (store_a, store_b) = (open_store(a)?, open_store(b)?);
     let checkpoint = connectors::sink::commit::load(&connectors::sink::commit::CheckpointStore::in_output(
         std::sync::Arc::clone(&store_a),
-    ))?;
+    ))
+    .map_err(|e| crate::Error::read(format!("cannot read the checkpoint of {a}"), e))?;
     let Some(frontier) = checkpoint.last.as_ref().map(|r| r.frontier_minute) else {
-        anyhow::bail!("{a} has no checkpoint: --prefix compares a live run's committed output");
+        return Err(crate::Error::Table(format!(
+            "{a} has no checkpoint: --prefix compares a live run's committed output"
+        )));
     };
     let Some(f) = frontier else { return diff(a, b, false) };
     let f = f as i64;
@@ -168,7 +171,7 @@ pub fn diff_prefix(a: &str, b: &str) -> anyhow::Result<Diff> {
 
 /// Compares the tables of the outputs at `a` and `b` (paths, `file://` or `s3://` URLs);
 /// with `files`, also the names of their part files.
-pub fn diff(a: &str, b: &str, files: bool) -> anyhow::Result<Diff> {
+pub fn diff(a: &str, b: &str, files: bool) -> crate::Result<Diff> {
     let (store_a, store_b) = (open_store(a)?, open_store(b)?);
     let mut d = Diff::default();
     for table in TABLES {

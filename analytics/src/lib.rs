@@ -24,6 +24,50 @@ pub mod windows;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+/// Why an analytics command failed; the message names the file, table or flag.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A store, folder or file could not be read: what, and why.
+    #[error("{what}")]
+    Read {
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A table holds something the engine does not write (a column of another type, an
+    /// unknown device type, two rows for one key), or an argument cannot work: the message
+    /// says which.
+    #[error("{0}")]
+    Table(String),
+    /// Arrow could not process a batch.
+    #[error(transparent)]
+    Arrow(#[from] arrow_schema::ArrowError),
+    /// Parquet could not be decoded.
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A report could not be written.
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+    /// A report could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A reading thread panicked (a bug).
+    #[error("a worker thread panicked")]
+    Panicked,
+}
+
+impl Error {
+    /// A failure to read `what`.
+    pub fn read(what: String, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Read { what, source: Box::new(source) }
+    }
+}
+
+/// The result of an analytics operation.
+pub type Result<T> = std::result::Result<T, Error>;
+
 /// A compensated (Neumaier) sum, so that means agree with any summation order to ~1e-15.
 pub fn sum(xs: impl IntoIterator<Item = f64>) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
@@ -46,13 +90,10 @@ pub fn threads() -> usize {
 
 /// `f` of every item, on up to [`threads`] threads taking the next item as they finish one;
 /// the results in item order, or the first error (the other threads then stop).
-pub fn parallel_map<I: Sync, T: Send>(
-    items: &[I],
-    f: impl Fn(&I) -> anyhow::Result<T> + Sync,
-) -> anyhow::Result<Vec<T>> {
+pub fn parallel_map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> crate::Result<T> + Sync) -> crate::Result<Vec<T>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let work = || -> anyhow::Result<()> {
+    let work = || -> crate::Result<()> {
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(item) = items.get(i) else { return Ok(()) };
@@ -68,9 +109,7 @@ pub fn parallel_map<I: Sync, T: Send>(
     let n = threads().min(items.len()).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n).map(|_| s.spawn(work)).collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a worker thread panicked"))))
+        handles.into_iter().try_for_each(|h| h.join().unwrap_or(Err(Error::Panicked)))
     })?;
     Ok(results
         .into_inner()

@@ -79,7 +79,7 @@ pub fn outlier_row(date: i32, device_type: DeviceType, durations: &[f64], min_ev
 
 /// The outlier rows of the `events` table for dates in `range` and groups of at least
 /// `min_events` events, ordered by date and type.
-pub fn outliers(events: &Table, range: DateRange, min_events: usize) -> anyhow::Result<Vec<OutlierRow>> {
+pub fn outliers(events: &Table, range: DateRange, min_events: usize) -> crate::Result<Vec<OutlierRow>> {
     let groups: Vec<_> = durations_by_day(events, range)?.into_iter().collect();
     let rows =
         crate::parallel_map(&groups, |((day, ty), durations)| Ok(outlier_row(*day, *ty, durations, min_events)))?;
@@ -104,7 +104,7 @@ pub const CSV_HEADER: [&str; 13] = [
 ];
 
 /// Writes rows as CSV with [`CSV_HEADER`] (dates as YYYY-MM-DD, floats that parse back exactly).
-pub fn write_csv<W: std::io::Write>(rows: &[OutlierRow], out: W) -> anyhow::Result<()> {
+pub fn write_csv<W: std::io::Write>(rows: &[OutlierRow], out: W) -> crate::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(CSV_HEADER)?;
     for r in rows {

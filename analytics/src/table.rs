@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema};
 use chrono::{Datelike, NaiveDate};
@@ -77,17 +76,17 @@ pub fn is_committed(relative: &str) -> bool {
 
 /// Opens the store a URL names, for reading: a path, `file://PATH`, `s3://BUCKET/PREFIX` or
 /// `memory://`. A local folder must exist (opening a store would create it).
-pub fn open_store(url: &str) -> anyhow::Result<Arc<dyn TableStore>> {
+pub fn open_store(url: &str) -> crate::Result<Arc<dyn TableStore>> {
     if !url.contains("://") || url.starts_with("file://") {
         let path = std::path::Path::new(url.strip_prefix("file://").unwrap_or(url));
         if !path.is_dir() {
-            anyhow::bail!(
+            return Err(crate::Error::Table(format!(
                 "{} is not a folder (pass a table folder such as out/events, or an output folder such as out)",
                 path.display()
-            );
+            )));
         }
     }
-    open(url).with_context(|| format!("cannot open {url}"))
+    open(url).map_err(|e| crate::Error::read(format!("cannot open {url}"), e))
 }
 
 /// Which columns of a file to decode, and how.
@@ -119,7 +118,7 @@ pub struct Table {
 
 impl Table {
     /// The table at `url` (`out/events`, `file:///data/out/events`, `s3://bucket/run/events`).
-    pub fn open(url: &str) -> anyhow::Result<Table> {
+    pub fn open(url: &str) -> crate::Result<Table> {
         Ok(Table { store: open_store(url)?, folder: String::new(), url: url.to_owned() })
     }
 
@@ -144,15 +143,18 @@ impl Table {
         }
     }
 
-    fn list(&self, relative: &str) -> anyhow::Result<Vec<String>> {
+    fn list(&self, relative: &str) -> crate::Result<Vec<String>> {
         let strip = if self.folder.is_empty() { 0 } else { self.folder.len() + 1 };
-        let listed = self.store.list(&self.key(relative)).with_context(|| format!("cannot list {}", self.url))?;
+        let listed = self
+            .store
+            .list(&self.key(relative))
+            .map_err(|e| crate::Error::read(format!("cannot list {}", self.url), e))?;
         Ok(listed.into_iter().filter_map(|p| p.get(strip..).map(str::to_owned)).collect())
     }
 
     /// The committed part files whose partition date is in `range`, relative to the table
     /// folder, sorted.
-    pub fn committed_files(&self, range: DateRange) -> anyhow::Result<Vec<String>> {
+    pub fn committed_files(&self, range: DateRange) -> crate::Result<Vec<String>> {
         let listed = match range.dates() {
             Some(dates) => {
                 let mut all = Vec::new();
@@ -171,16 +173,16 @@ impl Table {
     }
 
     /// Reads `columns` of one file, as record batches.
-    pub fn read_file(&self, file: &str, columns: Columns<'_>) -> anyhow::Result<Vec<RecordBatch>> {
+    pub fn read_file(&self, file: &str, columns: Columns<'_>) -> crate::Result<Vec<RecordBatch>> {
         let url = join_url(&self.url, file);
         let bytes = self
             .store
             .get(&self.key(file))
-            .with_context(|| format!("cannot read {url}"))?
-            .with_context(|| format!("{url} disappeared while reading"))?;
+            .map_err(|e| crate::Error::read(format!("cannot read {url}"), e))?
+            .ok_or_else(|| crate::Error::Table(format!("{url} disappeared while reading")))?;
         let bytes = bytes::Bytes::from(bytes);
         let mut metadata = ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new())
-            .with_context(|| format!("{url} is not Parquet"))?;
+            .map_err(|e| crate::Error::read(format!("{url} is not Parquet"), e))?;
         if !columns.dictionary.is_empty() {
             // Decode these string columns as dictionaries: keys and a few distinct values
             // instead of one string copied per row.
@@ -214,15 +216,17 @@ impl Table {
         };
         let mut batches = Vec::new();
         for b in builder.with_batch_size(64 * 1024).build()? {
-            let b = b.with_context(|| format!("cannot decode {url}"))?;
+            let b = b.map_err(|e| crate::Error::read(format!("cannot decode {url}"), e))?;
             match columns.names {
                 Some(names) => {
                     // Reorder to the requested column order.
                     let schema = b.schema();
                     let indices: Vec<usize> = names
                         .iter()
-                        .map(|c| schema.index_of(c).with_context(|| format!("{url} has no column {c}")))
-                        .collect::<anyhow::Result<_>>()?;
+                        .map(|c| {
+                            schema.index_of(c).map_err(|e| crate::Error::read(format!("{url} has no column {c}"), e))
+                        })
+                        .collect::<crate::Result<_>>()?;
                     batches.push(b.project(&indices)?);
                 }
                 None => batches.push(b),
@@ -237,13 +241,13 @@ impl Table {
         &self,
         files: &[String],
         columns: Columns<'_>,
-        f: impl Fn(Vec<RecordBatch>) -> anyhow::Result<T> + Sync,
-    ) -> anyhow::Result<Vec<T>> {
+        f: impl Fn(Vec<RecordBatch>) -> crate::Result<T> + Sync,
+    ) -> crate::Result<Vec<T>> {
         crate::parallel_map(files, |file| self.read_file(file, columns).and_then(&f))
     }
 
     /// Reads `columns` of every file, as record batches in file order.
-    pub fn read_columns(&self, files: &[String], columns: Columns<'_>) -> anyhow::Result<Vec<RecordBatch>> {
+    pub fn read_columns(&self, files: &[String], columns: Columns<'_>) -> crate::Result<Vec<RecordBatch>> {
         Ok(self.map_files(files, columns, Ok)?.into_iter().flatten().collect())
     }
 }

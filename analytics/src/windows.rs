@@ -10,7 +10,7 @@ use crate::table::{Columns, DateRange, Table};
 use crate::{p95_nearest_rank, sum};
 
 /// Every window row of the `events` table.
-pub fn windows(events: &Table, range: DateRange) -> anyhow::Result<Vec<WindowRow>> {
+pub fn windows(events: &Table, range: DateRange) -> crate::Result<Vec<WindowRow>> {
     let files = events.committed_files(range)?;
     let mut groups: BTreeMap<(i64, DeviceType), Vec<(f64, f64)>> = BTreeMap::new();
     for batch in events.read_columns(&files, Columns::only(&["device_type", "timestamp", "event_duration", "value"]))? {
@@ -20,11 +20,11 @@ pub fn windows(events: &Table, range: DateRange) -> anyhow::Result<Vec<WindowRow
             batch.column(2).as_any().downcast_ref::<Float64Array>(),
             batch.column(3).as_any().downcast_ref::<Float64Array>(),
         ) else {
-            anyhow::bail!("the events table does not have the expected column types");
+            return Err(crate::Error::Table("the events table does not have the expected column types".into()));
         };
         for i in 0..batch.num_rows() {
             let ty = DeviceType::from_str_exact(types.value(i))
-                .ok_or_else(|| anyhow::anyhow!("unknown device_type {:?}", types.value(i)))?;
+                .ok_or_else(|| crate::Error::Table(format!("unknown device_type {:?}", types.value(i))))?;
             let start = times.value(i).div_euclid(MICROS_PER_MINUTE) * MICROS_PER_MINUTE;
             groups.entry((start, ty)).or_default().push((durations.value(i), values.value(i)));
         }

@@ -44,7 +44,7 @@ pub enum ServeError {
     #[error("the metrics server is not on an IP address")]
     NotIp,
     /// Its thread cannot start.
-    #[error("cannot start the metrics server's thread: {0}")]
+    #[error("cannot start the metrics server's thread")]
     Thread(#[from] std::io::Error),
 }
 

@@ -45,10 +45,10 @@ pub enum EmbeddedError {
     #[error("{0}")]
     Producer(String),
     /// The built-in producer's metrics cannot be served.
-    #[error("--producer-metrics-addr: {0}")]
+    #[error("--producer-metrics-addr")]
     ProducerMetrics(#[from] connectors::http::ServeError),
     /// The producer's thread cannot start.
-    #[error("cannot start the built-in producer's thread: {0}")]
+    #[error("cannot start the built-in producer's thread")]
     Thread(#[from] std::io::Error),
 }
 

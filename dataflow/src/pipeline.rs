@@ -275,7 +275,14 @@ pub fn run(
             Err(e) => {
                 // The other workers would wait for this one forever: the failure ends the run
                 // (see `crate::failure`), and this worker drops what it had built.
-                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {e:#}", worker.index())));
+                let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                    .map(|e| e.to_string())
+                    .collect();
+                c.failure.fail(Fatal::Build(format!(
+                    "worker {} cannot build the dataflow: {}",
+                    worker.index(),
+                    chain.join(": ")
+                )));
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }

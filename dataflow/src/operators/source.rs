@@ -186,7 +186,7 @@ pub enum BuildError {
     #[error(transparent)]
     Source(#[from] connectors::source::SourceError),
     /// A partition's reading thread cannot start.
-    #[error("cannot start a partition's reading thread: {0}")]
+    #[error("cannot start a partition's reading thread")]
     Thread(#[from] std::io::Error),
 }
 
