@@ -75,14 +75,21 @@ fn a_closed_log_pipe_does_not_stop_the_run() {
     }
 }
 
-#[test]
-fn a_failed_worker_ends_the_process() {
+/// Runs `check(input, output, workers)` under 1 and 2 workers, each on a fresh output whose
+/// second hour of `events` cannot be written, over three hours of input.
+fn with_the_second_hour_blocked(check: impl Fn(&Path, &Path, usize)) {
     let input = generated(6, 3 * 3600 * 2);
     for workers in [1, 2] {
         let output = tempfile::tempdir().unwrap();
         block_second_hour(output.path());
-        let mut child =
-            engine(input.path(), output.path(), workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        check(input.path(), output.path(), workers);
+    }
+}
+
+#[test]
+fn a_failed_worker_ends_the_process() {
+    with_the_second_hour_blocked(|input, output, workers| {
+        let mut child = engine(input, output, workers).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let status = common::wait_at_most(&mut child, Duration::from_secs(60), "failed worker");
         let mut log = String::new();
         child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
@@ -91,19 +98,16 @@ fn a_failed_worker_ends_the_process() {
             log.contains("error: cannot write events/year=2025/month=11/day=03/hour=01/"),
             "-w {workers}: the message names the file that failed; log:\n{log}"
         );
-        nothing_committed_after_the_first_hour(output.path(), workers);
+        nothing_committed_after_the_first_hour(output, workers);
         assert!(log.contains("the engine stops"), "-w {workers}: the message says the engine stops; log:\n{log}");
-    }
+    });
 }
 
 #[test]
 fn a_failed_worker_ends_the_library_run() {
-    let input = generated(6, 3 * 3600 * 2);
-    for workers in [1, 2] {
-        let output = tempfile::tempdir().unwrap();
-        block_second_hour(output.path());
+    with_the_second_hour_blocked(|input, output, workers| {
         let (done, result) = std::sync::mpsc::channel();
-        let (source, out) = (input.path().to_owned(), output.path().to_owned());
+        let (source, out) = (input.to_owned(), output.to_owned());
         std::thread::spawn(move || {
             let source = std::sync::Arc::new(connectors::source::file::FileSource::new(&source));
             let _ = done.send(common::try_run_engine_on(source, &out, workers).map(|s| s.read));
@@ -116,6 +120,6 @@ fn a_failed_worker_ends_the_library_run() {
             error.contains("cannot write events/year=2025/month=11/day=03/hour=01/"),
             "-w {workers}: the error names the file that failed: {error}"
         );
-        nothing_committed_after_the_first_hour(output.path(), workers);
-    }
+        nothing_committed_after_the_first_hour(output, workers);
+    });
 }

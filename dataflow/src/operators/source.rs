@@ -585,6 +585,9 @@ mod tests {
     use timely::dataflow::operators::{Inspect, Probe};
     use timely::dataflow::ProbeHandle;
 
+    use connectors::schema::{LateRow, RejectedRow};
+    use timely::dataflow::StreamVec;
+
     use super::{PartitionSource, SourceConfig};
     use crate::counters::Counters;
     use crate::operators::harness::{event_line, Lcg};
@@ -710,24 +713,10 @@ mod tests {
                     let p = row.position;
                     o.lock().unwrap().accepted.insert((p.partition, p.offset, *time));
                 });
-                let o = Arc::clone(&out);
-                streams.late.inspect_core(move |event| {
-                    let Ok((stamp, rows)) = event else { return };
-                    let t = *stamp.expect_singleton();
-                    for r in rows {
-                        let row = (r.position.partition, r.position.offset, r.watermark.micros(), t);
-                        o.lock().unwrap().late.insert(row);
-                    }
-                });
-                let o = Arc::clone(&out);
-                streams.rejected.inspect_core(move |event| {
-                    let Ok((stamp, rows)) = event else { return };
-                    let t = *stamp.expect_singleton();
-                    for r in rows {
-                        let row = (r.position.partition, r.position.offset, r.filed_under.minute(), t);
-                        o.lock().unwrap().rejected.insert(row);
-                    }
-                });
+                let r = |r: &LateRow, t| (r.position.partition, r.position.offset, r.watermark.micros(), t);
+                collect(streams.late, &out, r, |e| &mut e.late);
+                let r = |r: &RejectedRow, t| (r.position.partition, r.position.offset, r.filed_under.minute(), t);
+                collect(streams.rejected, &out, r, |e| &mut e.rejected);
                 let o = Arc::clone(&out);
                 streams.resume_points.inspect(move |(p, r): &(u32, ResumePoint)| {
                     o.lock().unwrap().points.insert((*p, r.offset, r.minute, r.max_event_micros));
@@ -752,6 +741,21 @@ mod tests {
             same(&got.rejected, &want.rejected, &format!("-w {workers}: rejected"));
             same(&got.points, &want.points, &format!("-w {workers}: resume points"));
         }
+    }
+
+    /// Adds `key(record, time)` of every record of `stream` to the set `set` of `out`.
+    fn collect<R: 'static, T: Ord + 'static>(
+        stream: StreamVec<'_, u64, R>,
+        out: &Arc<Mutex<Emitted>>,
+        key: impl Fn(&R, u64) -> T + 'static,
+        set: fn(&mut Emitted) -> &mut BTreeSet<T>,
+    ) {
+        let out = Arc::clone(out);
+        stream.inspect_core(move |event| {
+            let Ok((stamp, records)) = event else { return };
+            let time = *stamp.expect_singleton();
+            set(&mut out.lock().unwrap()).extend(records.iter().map(|r| key(r, time)));
+        });
     }
 
     /// Asserts two sets are equal, naming a few of the differences.
