@@ -78,14 +78,15 @@ fn exit_on_failure(counters: Arc<Counters>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints a run's fatal failure (once, whichever thread comes first) and exits with code 1.
+/// Prints a run's fatal failure (once: whichever thread comes first prints it, and the other
+/// waits until it is printed) and exits with code 1.
 fn exit_failed(error: &str) -> ! {
-    static REPORTED: AtomicBool = AtomicBool::new(false);
-    if !REPORTED.swap(true, Relaxed) {
+    static REPORT: std::sync::Once = std::sync::Once::new();
+    REPORT.call_once(|| {
         say(format_args!(
             "error: {error}; the engine stops (exit code 1) and the next start resumes from the last commit\n"
-        ));
-    }
+        ))
+    });
     std::process::exit(1);
 }
 

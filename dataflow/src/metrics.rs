@@ -266,7 +266,8 @@ impl EngineMetrics {
         }
     }
 
-    /// Ready when the dataflow has started (its partitions are open) and, while messages are
+    /// Ready when the dataflow is built (its partitions are listed; each opens on its own
+    /// reading thread, and one that cannot open fails the run) and, while messages are
     /// waiting to be read, the last commit is at most [`READY_MAX_COMMIT_AGE`] old.
     pub fn readiness(&self) -> Result<(), String> {
         let c = &self.counters;

@@ -259,13 +259,19 @@ const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_millis(100)
 /// Runs the dataflow on `communication` until the (bounded) input is exhausted and every
 /// table is written (or a live run is stopped); returns this process's summary. A failure
 /// an operator reports ([`crate::failure`]) ends the run promptly: `run` returns it as an
-/// error, having committed nothing after it.
+/// error, having committed nothing after it. Except in a cluster (`-n` > 1), where the
+/// process must exit on a failure instead (see below).
 pub fn run(
     config: PipelineConfig,
     communication: timely::CommunicationConfig,
     counters: Arc<Counters>,
 ) -> Result<RunSummary, RunError> {
     let start = Instant::now();
+    // In a cluster a failure is seen by its own process only: were its workers to wind down,
+    // it would leave the cluster cleanly and the other processes would wait for it forever.
+    // Its workers then keep their dataflow, and the process must end (the binary exits at
+    // once, see `crate::failure`); its peers lose the connection.
+    let wind_down = !matches!(communication, timely::CommunicationConfig::Cluster { .. });
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let c = Arc::clone(&counters);
     let guards = timely::execute(timely_config, move |worker| {
@@ -275,14 +281,16 @@ pub fn run(
             Err(e) => {
                 // The other workers would wait for this one forever: the failure ends the run
                 // (see `crate::failure`), and this worker drops what it had built.
-                let chain: Vec<String> = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                    .map(|e| e.to_string())
-                    .collect();
-                c.failure.fail(Fatal::Build(format!(
-                    "worker {} cannot build the dataflow: {}",
-                    worker.index(),
-                    chain.join(": ")
-                )));
+                // The message and its causes, each unless the text before already says it.
+                let mut message = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    if !message.contains(&c.to_string()) {
+                        message = format!("{message}: {c}");
+                    }
+                    cause = c.source();
+                }
+                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {message}", worker.index())));
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }
@@ -298,7 +306,7 @@ pub fn run(
         // otherwise wait forever for the failed one) and `run` returns the failure. The park
         // timeout bounds how long a parked worker takes to notice.
         while worker.step_or_park(Some(FAILURE_CHECK)) {
-            if c.failure.failed() {
+            if wind_down && c.failure.failed() {
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }

@@ -68,9 +68,9 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The error of an I/O failure on `path`.
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProduceError + '_ {
-    move |error| ProduceError::Io { path: path.to_owned(), error }
+/// The error of a failure to `action` `path`.
+fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> ProduceError + 'p {
+    move |error| ProduceError::Io { action, path: path.to_owned(), error }
 }
 
 /// Writes the messages of `config` into `dir` (created if missing).
@@ -86,17 +86,17 @@ pub fn write_partition_files_with(
     stop: &AtomicBool,
 ) -> Result<Summary, ProduceError> {
     config.validate().map_err(ProduceError::Config)?;
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let paths: Vec<_> = (0..config.partitions).map(|p| dir.join(format!("partition-{p}.jsonl"))).collect();
     let mut writers = paths
         .iter()
-        .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(io(path)))
+        .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(io("create", path)))
         .collect::<Result<Vec<_>, _>>()?;
     let mut summary = Summary { per_partition: vec![0; config.partitions as usize], ..Default::default() };
     let mut batch = Vec::with_capacity(1024);
     for m in Generator::new(config.clone()) {
         let (w, path) = (&mut writers[m.partition as usize], &paths[m.partition as usize]);
-        w.write_all(&m.payload).and_then(|()| w.write_all(b"\n")).map_err(io(path))?;
+        w.write_all(&m.payload).and_then(|()| w.write_all(b"\n")).map_err(io("write", path))?;
         summary.add(&m);
         batch.push(m);
         if batch.len() == batch.capacity() {
@@ -113,7 +113,7 @@ pub fn write_partition_files_with(
         metrics.record_sent(&batch);
     }
     for (mut w, path) in writers.into_iter().zip(&paths) {
-        w.flush().map_err(io(path))?;
+        w.flush().map_err(io("write", path))?;
     }
     Ok(summary)
 }

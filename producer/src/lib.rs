@@ -22,9 +22,11 @@ pub enum ProduceError {
     /// The generator's settings are invalid (the message names the flag).
     #[error("{0}")]
     Config(String),
-    /// A file or folder cannot be written.
-    #[error("cannot write {}: {error}", path.display())]
+    /// A file or folder cannot be created or written.
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
+        /// What failed: `create`, `write`.
+        action: &'static str,
         /// The file or folder.
         path: std::path::PathBuf,
         /// Why.

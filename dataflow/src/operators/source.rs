@@ -134,6 +134,8 @@ struct Assigned {
     start: Start,
     /// When the partition was opened or last delivered a message (processing time).
     last_message: Instant,
+    /// Whether the operator has seen the partition open (the time to open is not quiet time).
+    opened: bool,
     /// Whether the last look found nothing queued and nothing left to read.
     caught_up: bool,
     /// Whether the partition is idle (see the module header).
@@ -270,6 +272,8 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
     ) -> Result<SourceStreams<'s>, BuildError> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
+        // Before the operator exists: timely panics on an operator built and then dropped.
+        let mut known = source.partitions()?;
         let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);
         let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
         let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
@@ -304,17 +308,21 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         None => Start::AtOpen,
                     },
                     last_message: Instant::now(),
+                    opened: false,
                     caught_up: false,
                     idle: false,
                 })
             }
         };
         let from_minute = config.resume.from_minute;
-        let mut known = source.partitions()?;
         let mut assigned = Vec::new();
         for (i, &p) in known.iter().enumerate() {
             if i % peers == index {
-                assigned.push(open(p)?);
+                match open(p) {
+                    Ok(a) => assigned.push(a),
+                    // The operator is half built: report, and let it stop at its first activation.
+                    Err(e) => counters.failure.fail(Fatal::Build(format!("partition {p}: {}", BuildError::Thread(e)))),
+                }
             }
         }
         let discovered = match config.discover_every {
@@ -392,6 +400,10 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         }
                     }
                     let next = part.reader.next_batch();
+                    if !part.opened && part.reader.is_open() {
+                        part.opened = true;
+                        part.last_message = Instant::now();
+                    }
                     if let Some(start) = part.take_start() {
                         // Opened just now: its start goes before its first batch's points.
                         points.push((floor, (part.reader.partition(), start)));
@@ -404,8 +416,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         }
                         Next::Empty => {
                             idle = true;
-                            part.caught_up =
-                                part.reader.is_open() && part.reader.lag().is_none_or(|lag| lag == 0);
+                            part.caught_up = part.reader.polled() && part.reader.lag().is_none_or(|lag| lag == 0);
                             continue;
                         }
                         Next::Failed(e) => return counters.failure.fail(Fatal::Source(e)),

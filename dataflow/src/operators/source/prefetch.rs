@@ -33,6 +33,9 @@ use connectors::source::{MessageBatch, PartitionReader, PollStatus, SourceError}
 /// Batches a partition's thread may have read ahead of the operator.
 pub const QUEUE_BATCHES: usize = 2;
 
+/// The lag before the first poll (-1: polled, the reader does not know its lag).
+const NOT_POLLED: i64 = -2;
+
 /// A batch of messages, each parsed.
 pub struct ParsedBatch {
     /// The raw messages (kept for rejected rows and byte counts).
@@ -64,8 +67,8 @@ pub struct Prefetcher {
     position: Option<u64>,
     /// The offset the partition was opened at, until [`Prefetcher::take_opened`] takes it.
     opened: Option<u64>,
-    /// The reader's lag after its last poll (-1: unknown), updated by the reading thread
-    /// after every poll, including those that found nothing.
+    /// The reader's lag after its last poll (-1: unknown; [`NOT_POLLED`]), updated by the
+    /// reading thread after every poll, including those that found nothing.
     lag: Arc<AtomicI64>,
     closed: Arc<AtomicBool>,
     thread: std::thread::Thread,
@@ -100,13 +103,13 @@ impl Prefetcher {
         idle_poll: Duration,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Self> {
-        // One more slot than batches, for the opening position.
-        let (sender, queue) = sync_channel(QUEUE_BATCHES + 1);
+        // The opening position takes a slot until the operator's first look.
+        let (sender, queue) = sync_channel(QUEUE_BATCHES);
         // Every batch in flight (queued, being read, being used) can come back at once.
         let (spare, spares) = sync_channel::<Spare>(QUEUE_BATCHES + 2);
         let closed = Arc::new(AtomicBool::new(false));
         let thread_closed = Arc::clone(&closed);
-        let lag = Arc::new(AtomicI64::new(-1));
+        let lag = Arc::new(AtomicI64::new(NOT_POLLED));
         let thread_lag = Arc::clone(&lag);
         let handle = std::thread::Builder::new().name(format!("read-p{partition}")).spawn(move || {
             let mut reader = match open() {
@@ -117,8 +120,8 @@ impl Prefetcher {
                     return;
                 }
             };
-            if sender.send(Ok(Item::Opened(reader.position()))).is_err() {
-                return; // the operator is gone
+            if thread_closed.load(Relaxed) || sender.send(Ok(Item::Opened(reader.position()))).is_err() {
+                return; // the operator is gone (dropping the reader closes it)
             }
             wake();
             let me = std::thread::current();
@@ -189,6 +192,12 @@ impl Prefetcher {
     /// The reader's lag after its last poll, if it knows (`None` as well until it is open).
     pub fn lag(&self) -> Option<u64> {
         u64::try_from(self.lag.load(Relaxed)).ok()
+    }
+
+    /// Whether the partition's thread has polled it at least once (so [`Prefetcher::lag`]
+    /// says what the reader knows).
+    pub fn polled(&self) -> bool {
+        self.lag.load(Relaxed) != NOT_POLLED
     }
 
     /// Whether the partition is open (its thread reported the position it opened at).
