@@ -9,7 +9,10 @@
 //!   a frontier past a file that was never written;
 //! - a sink whose write failed reports no more files and keeps its capabilities;
 //! - every worker of the process then drops its dataflow (the other operators would wait
-//!   forever for the failed one) and [`crate::pipeline::run`] returns the failure as an error.
+//!   forever for the failed one) and [`crate::pipeline::run`] returns the failure as an error;
+//!   in a cluster (`-n` > 1) the workers keep it instead, since a process that winds down
+//!   leaves the cluster cleanly and its peers would wait for it: there only the process's
+//!   exit (below) ends the run.
 //!
 //! `main` also waits for the first failure ([`Failure::wait`]) next to the run, prints what
 //! failed and the fix, and exits with code 1 at once, without waiting for the workers to wind
