@@ -78,7 +78,7 @@ pub fn build(
     scope: Scope<'_, u64>,
     config: &PipelineConfig,
     counters: Arc<Counters>,
-) -> Result<ProbeHandle<u64>, crate::operators::source::BuildError> {
+) -> Result<ProbeHandle<u64>, connectors::source::SourceError> {
     let sink = SinkConfig {
         store: Arc::clone(&config.store),
         rows_per_file: config.rows_per_file,
@@ -253,6 +253,13 @@ pub enum RunError {
     Failed(String),
 }
 
+/// Drops every dataflow of `worker`, so that it stops waiting for a failed one (see [`run`]).
+fn drop_dataflows(worker: &mut timely::worker::Worker) {
+    for dataflow in worker.installed_dataflows() {
+        worker.drop_dataflow(dataflow);
+    }
+}
+
 /// How often a parked worker looks for a failure (see [`run`]).
 const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -281,18 +288,9 @@ pub fn run(
             Err(e) => {
                 // The other workers would wait for this one forever: the failure ends the run
                 // (see `crate::failure`), and this worker drops what it had built.
-                // The message and its causes, each unless the text before already says it.
-                let mut message = e.to_string();
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    if !message.contains(&c.to_string()) {
-                        message = format!("{message}: {c}");
-                    }
-                    cause = c.source();
-                }
-                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {message}", worker.index())));
-                for dataflow in worker.installed_dataflows() {
-                    worker.drop_dataflow(dataflow);
+                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {e}", worker.index())));
+                if wind_down {
+                    drop_dataflows(worker);
                 }
                 return;
             }
@@ -307,9 +305,7 @@ pub fn run(
         // timeout bounds how long a parked worker takes to notice.
         while worker.step_or_park(Some(FAILURE_CHECK)) {
             if wind_down && c.failure.failed() {
-                for dataflow in worker.installed_dataflows() {
-                    worker.drop_dataflow(dataflow);
-                }
+                drop_dataflows(worker);
                 break;
             }
             if note_frontier {

@@ -72,7 +72,7 @@ use std::time::{Duration, Instant};
 use connectors::schema::{EventRow, LateRow, RejectedRow};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
-use connectors::source::{PollStatus, Source};
+use connectors::source::{PollStatus, Source, SourceError};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -130,43 +130,17 @@ struct Assigned {
     ended: bool,
     /// The largest time of a message read so far (resume points are reported when it grows).
     max_minute: Option<u64>,
-    /// The start point, to report once known.
-    start: Start,
+    /// The resume point it was opened at, to report in the first activation.
+    start: Option<ResumePoint>,
+    /// Opened without a resume point: its start (the position its thread opens it at) is
+    /// reported when the open is seen.
+    start_at_open: bool,
     /// When the partition was opened or last delivered a message (processing time).
     last_message: Instant,
-    /// Whether the operator has seen the partition open (the time to open is not quiet time).
-    opened: bool,
     /// Whether the last look found nothing queued and nothing left to read.
     caught_up: bool,
     /// Whether the partition is idle (see the module header).
     idle: bool,
-}
-
-impl Assigned {
-    /// The partition's start point, once, as soon as it is known.
-    fn take_start(&mut self) -> Option<ResumePoint> {
-        match std::mem::replace(&mut self.start, Start::Reported) {
-            Start::Point(point) => Some(point),
-            Start::AtOpen => match self.reader.take_opened() {
-                Some(offset) => Some(ResumePoint { offset, minute: 0, max_event_micros: None }),
-                None => {
-                    self.start = Start::AtOpen;
-                    None
-                }
-            },
-            Start::Reported => None,
-        }
-    }
-}
-
-/// A partition's start point (see the module header, "resume points").
-enum Start {
-    /// The resume point it was opened at, to report.
-    Point(ResumePoint),
-    /// Opened without one: its start is the position its reading thread opens it at.
-    AtOpen,
-    /// Reported.
-    Reported,
 }
 
 /// The three streams the source produces.
@@ -179,17 +153,6 @@ pub struct SourceStreams<'s> {
     pub rejected: StreamVec<'s, u64, RejectedRow>,
     /// Resume points `(partition, point)`, at the point's time; see the module header.
     pub resume_points: StreamVec<'s, u64, (u32, ResumePoint)>,
-}
-
-/// Why the source operator cannot be built.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The partitions cannot be listed.
-    #[error(transparent)]
-    Source(#[from] connectors::source::SourceError),
-    /// A partition's reading thread cannot start.
-    #[error("cannot start a partition's reading thread")]
-    Thread(#[from] std::io::Error),
 }
 
 /// The source operator, as a source of a scope.
@@ -259,7 +222,7 @@ pub trait PartitionSource<'s> {
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> Result<SourceStreams<'s>, BuildError>;
+    ) -> Result<SourceStreams<'s>, SourceError>;
 }
 
 impl<'s> PartitionSource<'s> for Scope<'s, u64> {
@@ -269,7 +232,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> Result<SourceStreams<'s>, BuildError> {
+    ) -> Result<SourceStreams<'s>, SourceError> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
         // Before the operator exists: timely panics on an operator built and then dropped.
@@ -303,12 +266,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                     watermark,
                     ended: false,
                     max_minute: None,
-                    start: match point {
-                        Some(point) => Start::Point(point),
-                        None => Start::AtOpen,
-                    },
+                    start: point,
+                    start_at_open: point.is_none(),
                     last_message: Instant::now(),
-                    opened: false,
                     caught_up: false,
                     idle: false,
                 })
@@ -321,7 +281,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 match open(p) {
                     Ok(a) => assigned.push(a),
                     // The operator is half built: report, and let it stop at its first activation.
-                    Err(e) => counters.failure.fail(Fatal::Build(format!("partition {p}: {}", BuildError::Thread(e)))),
+                    Err(e) => counters
+                        .failure
+                        .fail(Fatal::Build(format!("partition {p}: cannot start its reading thread: {e}"))),
                 }
             }
         }
@@ -390,7 +352,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
                 let floor = *caps[0].time();
                 for part in assigned.iter_mut().filter(|p| !p.ended) {
-                    if let Some(start) = part.take_start() {
+                    if let Some(start) = part.start.take() {
                         points.push((start.minute.max(floor), (part.reader.partition(), start)));
                     }
                     if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
@@ -400,13 +362,14 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         }
                     }
                     let next = part.reader.next_batch();
-                    if !part.opened && part.reader.is_open() {
-                        part.opened = true;
+                    if let Some(offset) = part.reader.take_opened() {
+                        // Opened just now: the time it took is not quiet time, and its start
+                        // goes before its first batch's points.
                         part.last_message = Instant::now();
-                    }
-                    if let Some(start) = part.take_start() {
-                        // Opened just now: its start goes before its first batch's points.
-                        points.push((floor, (part.reader.partition(), start)));
+                        if part.start_at_open {
+                            let start = ResumePoint { offset, minute: 0, max_event_micros: None };
+                            points.push((floor, (part.reader.partition(), start)));
+                        }
                     }
                     let ParsedBatch { batch, mut parsed, status, .. } = match next {
                         Next::Batch(b) => {

@@ -200,11 +200,6 @@ impl Prefetcher {
         self.lag.load(Relaxed) != NOT_POLLED
     }
 
-    /// Whether the partition is open (its thread reported the position it opened at).
-    pub fn is_open(&self) -> bool {
-        self.position.is_some()
-    }
-
     /// Hands a used batch's buffers back to the reading thread (`parsed` must be empty).
     pub fn recycle(&self, mut batch: MessageBatch, parsed: Vec<Result<OwnedEvent, RejectReason>>) {
         batch.clear();
