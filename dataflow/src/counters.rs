@@ -46,17 +46,15 @@ pub struct Counters {
     pub last_epoch: AtomicU64,
     /// When this process last committed, microseconds since the Unix epoch (0: never).
     pub last_commit_micros: AtomicI64,
-    /// Durations of commits not yet observed by the metrics histogram, seconds.
-    pub commit_seconds: std::sync::Mutex<Vec<f64>>,
+    /// Durations of the commits of this process, seconds.
+    pub commit_seconds: std::sync::Mutex<Durations>,
     /// When (processing time) the source frontier of the dataflow first reached each value,
     /// as seen by worker 0; pruned by the committer once used.
     pub frontier_reached: std::sync::Mutex<std::collections::BTreeMap<u64, std::time::Instant>>,
     /// Live runs: for each committed window file, seconds from the frontier passing the
-    /// window's end to the commit that published it. Every value stays here (for the
-    /// summary's percentiles); `window_latency_observed` of them went to the histogram.
-    pub window_latencies: std::sync::Mutex<Vec<f64>>,
-    /// How many of `window_latencies` the metrics histogram has observed.
-    pub window_latency_observed: AtomicU64,
+    /// window's end to the commit that published it (for the summary's percentiles and the
+    /// metrics histogram).
+    pub window_latencies: std::sync::Mutex<Durations>,
     /// Each partition's consumer lag (messages available but not read), when the source knows.
     pub partition_lag: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
     /// The provisional daily p95 of the newest open day, per device type (milliseconds).
@@ -97,6 +95,57 @@ impl Counters {
     }
 }
 
+/// Durations (seconds) observed during a run, in memory that does not grow with the run's
+/// length: a count per tenth of a millisecond, so a run of months holds one entry per
+/// distinct value (a few thousand), not one per observation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Durations {
+    counts: std::collections::BTreeMap<u64, u64>,
+    total: u64,
+}
+
+impl Durations {
+    /// Tenths of a millisecond per second: the resolution of the values kept.
+    const TICKS_PER_SECOND: f64 = 10_000.0;
+
+    /// Adds one observation (negative values count as 0).
+    pub fn record(&mut self, seconds: f64) {
+        *self.counts.entry((seconds.max(0.0) * Self::TICKS_PER_SECOND).round() as u64).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// How many observations there are.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The nearest-rank `q` quantile (the value at 1-based rank ⌈q·n⌉), `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total.max(1));
+        let mut below = 0;
+        for (&ticks, &n) in &self.counts {
+            below += n;
+            if below >= rank {
+                return Some(ticks as f64 / Self::TICKS_PER_SECOND);
+            }
+        }
+        None
+    }
+
+    /// The observations added since `earlier` (a copy taken before): `(seconds, count)`.
+    pub fn since<'a>(&'a self, earlier: &'a Durations) -> impl Iterator<Item = (f64, u64)> + 'a {
+        self.counts.iter().filter_map(move |(ticks, n)| {
+            let new = n - earlier.counts.get(ticks).copied().unwrap_or(0).min(*n);
+            (new > 0).then(|| (*ticks as f64 / Self::TICKS_PER_SECOND, new))
+        })
+    }
+}
+
 /// The tables in the order of [`Counters::rows_written`] (the list is `connectors`').
 pub use connectors::sink::TABLE_NAMES;
 
@@ -111,4 +160,38 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Durations;
+
+    #[test]
+    fn durations_give_nearest_rank_quantiles_to_a_tenth_of_a_millisecond() {
+        let mut x = 11u64;
+        let mut values = Vec::new();
+        let mut durations = Durations::default();
+        for _ in 0..5000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let seconds = (x >> 40) as f64 / 1e6; // up to ~16.8 s, microsecond steps
+            values.push(seconds);
+            durations.record(seconds);
+        }
+        values.sort_by(f64::total_cmp);
+        for q in [0.0, 0.01, 0.5, 0.95, 0.99, 1.0] {
+            let naive = values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
+            let kept = durations.quantile(q).unwrap();
+            assert!((kept - naive).abs() <= 0.000_05 + 1e-12, "q {q}: {kept} vs {naive}");
+        }
+        assert_eq!(durations.len(), 5000);
+        assert!(Durations::default().quantile(0.5).is_none());
+        // What was added since a copy, with counts.
+        let before = durations.clone();
+        durations.record(values[0]);
+        durations.record(99.0);
+        durations.record(99.0);
+        let mut new: Vec<(f64, u64)> = durations.since(&before).collect();
+        new.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert_eq!(new, [((values[0] * 1e4).round() / 1e4, 1), (99.0, 2)]);
+    }
 }

@@ -164,7 +164,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
                 checkpoint = %records.describe(),
                 last_epoch = checkpoint.last.as_ref().map(|r| r.epoch),
                 frontier = ?checkpoint.last.as_ref().and_then(|r| r.frontier_minute).map(|m| connectors::schema::EventTime(m as i64 * 60_000_000).to_string()),
-                committed_files = checkpoint.committed.len(),
+                committed_files = checkpoint.names.committed.len(),
                 published = report.published,
                 deleted_uncommitted = report.deleted,
                 "resuming from the checkpoint: committed files are not written again"
@@ -197,12 +197,11 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         first_epoch: checkpoint.next_epoch(),
         previous: checkpoint.last.clone(),
         records,
-        committed: Arc::new(checkpoint.committed),
+        committed: Arc::new(checkpoint.names),
         commit_interval: args.commit_interval,
         commit_max_bytes: args.commit_max_mb.saturating_mul(1_000_000),
         compact_after_minutes: args.compact_after.map(|d| Args::minutes(d, 0)),
         fold_every: args.fold_every,
-        replaced: Arc::new(checkpoint.replaced),
     };
     let counters = Arc::new(Counters::new());
     exit_on_failure(Arc::clone(&counters))?;

@@ -101,6 +101,9 @@ pub struct EngineMetrics {
     last_commit: Gauge,
     commit_duration: Histogram,
     window_latency: Histogram,
+    /// What the histograms above have observed of the counters' durations.
+    commit_durations_seen: std::sync::Mutex<crate::counters::Durations>,
+    window_latencies_seen: std::sync::Mutex<crate::counters::Durations>,
     checkpoint_age: Gauge,
     started: std::time::Instant,
 }
@@ -182,6 +185,8 @@ impl EngineMetrics {
                 )
                 .expect("valid metric"),
             ),
+            commit_durations_seen: Default::default(),
+            window_latencies_seen: Default::default(),
             checkpoint_age: register(&registry, Gauge::new(CHECKPOINT_AGE, "Seconds since this process last committed (since start before its first commit).").expect("valid metric")),
             started: std::time::Instant::now(),
             counters,
@@ -233,15 +238,15 @@ impl EngineMetrics {
         self.last_epoch.set(c.last_epoch.load(Relaxed) as i64);
         self.last_commit.set(c.last_commit_micros.load(Relaxed) as f64 / 1e6);
         self.checkpoint_age.set(self.commit_age(c).max(0.0));
-        if let Ok(mut durations) = c.commit_seconds.lock() {
-            for d in durations.drain(..) {
-                self.commit_duration.observe(d);
-            }
-        }
-        if let Ok(latencies) = c.window_latencies.lock() {
-            let seen = c.window_latency_observed.swap(latencies.len() as u64, Relaxed) as usize;
-            for l in latencies.iter().skip(seen) {
-                self.window_latency.observe(*l);
+        for (all, seen, histogram) in [
+            (&c.commit_seconds, &self.commit_durations_seen, &self.commit_duration),
+            (&c.window_latencies, &self.window_latencies_seen, &self.window_latency),
+        ] {
+            if let (Ok(all), Ok(mut seen)) = (all.lock(), seen.lock()) {
+                for (seconds, n) in all.since(&seen) {
+                    (0..n).for_each(|_| histogram.observe(seconds));
+                }
+                seen.clone_from(&all);
             }
         }
         if let Ok(lags) = c.partition_lag.lock() {

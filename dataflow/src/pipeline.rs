@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use connectors::sink::commit::CommittedNames;
 use connectors::sink::TableStore;
 use connectors::source::Source;
 use differential_dataflow::AsCollection;
@@ -54,10 +55,9 @@ pub struct PipelineConfig {
     pub log_provisional: bool,
     /// Largest number of rows in one part file.
     pub rows_per_file: usize,
-    /// Final names of the files committed by earlier runs (from the checkpoint).
-    pub committed: Arc<std::collections::HashSet<String>>,
-    /// Those of them that compaction has replaced since.
-    pub replaced: Arc<std::collections::HashSet<String>>,
+    /// The files committed by earlier runs that a restart could write again (from the
+    /// checkpoint).
+    pub committed: Arc<CommittedNames>,
     /// The epoch number of this run's first commit.
     pub first_epoch: u64,
     /// The last commit record of an earlier run, if any.
@@ -129,9 +129,8 @@ pub fn build(
         max_bytes: config.commit_max_bytes,
         compact_after_minutes: config.compact_after_minutes,
         rows_per_file: config.rows_per_file,
-        uncompacted: config.committed.iter().filter(|f| !config.replaced.contains(*f)).cloned().collect(),
+        uncompacted: config.committed.committed.difference(&config.committed.replaced).cloned().collect(),
         committed: Arc::clone(&config.committed),
-        replaced: Arc::clone(&config.replaced),
         fold_every: config.fold_every,
         stop: Arc::clone(&config.source_config.stop),
         counters: Arc::clone(&counters),
@@ -189,12 +188,11 @@ impl RunSummary {
             replayed: c.replayed.load(Relaxed),
             rows_written: std::array::from_fn(|i| c.rows_written[i].load(Relaxed)),
             files_written: c.files_written.load(Relaxed),
-            window_latency: c.window_latencies.lock().ok().and_then(|l| {
-                let mut l = l.clone();
-                l.sort_by(f64::total_cmp);
-                let rank = |q: f64| l[((q * l.len() as f64).ceil() as usize).clamp(1, l.len()) - 1];
-                (!l.is_empty()).then(|| (rank(0.5), rank(0.99), l.len()))
-            }),
+            window_latency: c
+                .window_latencies
+                .lock()
+                .ok()
+                .and_then(|l| Some((l.quantile(0.5)?, l.quantile(0.99)?, l.len() as usize))),
             seconds,
             peak_rss_bytes: crate::counters::peak_rss_bytes(),
         }

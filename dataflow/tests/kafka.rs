@@ -242,11 +242,11 @@ fn a_live_run_compacts_closed_hours_into_the_rows_of_the_bounded_run() {
     ));
     let checkpoint = connectors::sink::commit::load(&store).unwrap();
     let live: std::collections::HashSet<String> =
-        checkpoint.committed.difference(&checkpoint.replaced).cloned().collect();
+        checkpoint.names.committed.difference(&checkpoint.names.replaced).cloned().collect();
     let visible: std::collections::HashSet<String> =
         file_list(&out).into_iter().filter(|f| f.ends_with(".parquet")).collect();
     assert_eq!(live, visible, "the checkpoint commits exactly the visible files");
-    assert!(checkpoint.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
+    assert!(checkpoint.names.replaced.iter().any(|f| f.starts_with("events/") && f.contains("/part-m")));
     let first_frontier =
         checkpoint.last.as_ref().and_then(|r| r.frontier_minute).expect("a stop keeps the frontier of the last commit");
 

@@ -65,8 +65,8 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     counters.partition_lag.lock().unwrap().insert(1, 42);
     counters.last_epoch.store(17, Relaxed);
     counters.last_commit_micros.store(1_762_128_000_000_000, Relaxed);
-    counters.commit_seconds.lock().unwrap().extend([0.002, 0.03]);
-    counters.window_latencies.lock().unwrap().extend([0.02, 0.3, 1.5]);
+    [0.002, 0.03].into_iter().for_each(|s| counters.commit_seconds.lock().unwrap().record(s));
+    [0.02, 0.3, 1.5].into_iter().for_each(|s| counters.window_latencies.lock().unwrap().record(s));
     counters.started.store(true, Relaxed);
 
     let (status, body) = get(addr, "/metrics");
@@ -120,4 +120,15 @@ fn metrics_are_served_with_their_names_types_labels_and_values() {
     // Counters only grow: a second scrape shows the same totals.
     let (_, again) = get(addr, "/metrics");
     assert!(again.lines().any(|l| l == format!("{} 1234", names::EVENTS_READ)));
+    // Histograms observe each duration once, however often they are scraped.
+    [0.3, 20.0].into_iter().for_each(|s| counters.window_latencies.lock().unwrap().record(s));
+    let (_, third) = get(addr, "/metrics");
+    for line in [
+        format!("{}_count 2", names::EPOCH_COMMIT_DURATION),
+        format!("{}_count 5", names::WINDOW_COMMIT_LATENCY),
+        format!("{}_bucket{{le=\"0.5\"}} 3", names::WINDOW_COMMIT_LATENCY),
+        format!("{}_bucket{{le=\"10\"}} 4", names::WINDOW_COMMIT_LATENCY),
+    ] {
+        assert!(third.lines().any(|l| l == line), "missing `{line}` in:\n{third}");
+    }
 }

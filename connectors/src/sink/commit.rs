@@ -45,9 +45,17 @@
 //!    reader that lists the folder between the rename and the deletes (milliseconds) sees an
 //!    hour's rows twice; compaction is off unless asked for.
 //!
-//! 7. **Fold**: every [`FOLD_EVERY`] epochs the committer writes `base-<epoch>.json` (every
-//!    name committed and replaced so far), then deletes the older records, so a start reads
-//!    one base and the records since, however long the run.
+//! 7. **Fold**: every [`FOLD_EVERY`] epochs the committer writes `base-<epoch>.json` (the
+//!    names committed and replaced so far that a restart could still write), then deletes the
+//!    older records, so a start reads one base and the records since, however long the run.
+//!    A name is needed only while a restart could write its file again: a restart resumes
+//!    at a frontier `F' ≥ F`, the folded record's (the recorded frontier never goes back),
+//!    and writes rows of times `≥ F'`, plus the windows of `F'`'s day so far, recomputed
+//!    from the seeds; so no row before the midnight that starts `F`'s day. A base keeps the
+//!    names of the partitions (hours, days) that end after the midnight *before* that one,
+//!    a day of margin, and forgets older ones ([`forget_before`]): what a run holds and a
+//!    start reads stays about two days of names, not the whole history. An hour forgotten
+//!    before it was compacted (a run without `--compact-after`) keeps its minute files.
 //!
 //! A reader therefore sees, at any instant, the files of the committed epochs (possibly all
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
@@ -85,6 +93,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::store::{StoreError, TableStore};
+use super::tables::partition_end;
+use crate::calendar::DAY_MINUTES;
+use crate::schema::{EventTime, MICROS_PER_DAY};
 
 /// The version of [`CommitRecord`] this build writes.
 pub const CHECKPOINT_VERSION: u32 = 2;
@@ -232,16 +243,51 @@ pub fn is_uncommitted(path: &str) -> bool {
 pub struct Checkpoint {
     /// The newest record, if any.
     pub last: Option<CommitRecord>,
-    /// Final names of every committed file, including those compaction replaced since.
-    pub committed: HashSet<String>,
-    /// Committed files that compaction replaced (deleted).
-    pub replaced: HashSet<String>,
+    /// The committed names a restart needs.
+    pub names: CommittedNames,
 }
 
 impl Checkpoint {
     /// The next epoch number.
     pub fn next_epoch(&self) -> u64 {
         self.last.as_ref().map_or(1, |r| r.epoch + 1)
+    }
+}
+
+/// The names of the committed files that a restart could write again, so that its sinks
+/// skip them; older ones are forgotten by folds (see "Fold").
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CommittedNames {
+    /// Final names of committed files, including those compaction replaced since.
+    pub committed: HashSet<String>,
+    /// Committed files that compaction replaced (deleted).
+    pub replaced: HashSet<String>,
+    /// Files of hive partitions that ended at or before this instant are committed but no
+    /// longer listed.
+    pub forgotten_before: Option<EventTime>,
+}
+
+impl CommittedNames {
+    /// Whether a published file's name is accounted for: listed as committed, or of a
+    /// partition older than the names a fold forgot.
+    pub fn accounts_for(&self, name: &str) -> bool {
+        self.committed.contains(name)
+            || self.forgotten_before.zip(partition_end(name)).is_some_and(|(before, end)| end <= before)
+    }
+
+    /// Adds the names a record commits and replaces.
+    pub fn add(&mut self, record: &CommitRecord) {
+        self.committed.extend(record.files.iter().cloned());
+        self.replaced.extend(record.replaced.iter().cloned());
+    }
+
+    /// Forgets the names of the files of partitions that ended at or before `cutoff` (and
+    /// before any earlier cutoff): no restart writes them again.
+    fn forget_before(&mut self, cutoff: EventTime) {
+        let cutoff = self.forgotten_before.map_or(cutoff, |f| f.max(cutoff));
+        self.committed.retain(|name| partition_end(name).is_none_or(|end| end > cutoff));
+        self.replaced.retain(|name| partition_end(name).is_none_or(|end| end > cutoff));
+        self.forgotten_before = Some(cutoff);
     }
 }
 
@@ -260,6 +306,10 @@ pub struct BaseRecord {
     pub committed: Vec<String>,
     /// Those that compaction replaced.
     pub replaced: Vec<String>,
+    /// Names of files whose hive partition ended at or before this instant (microseconds)
+    /// are not listed: they were committed, and no restart writes them again (see "Fold").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forgotten_before_micros: Option<i64>,
 }
 
 /// Reads the checkpoint of `records`: the newest base, if any, and the records since.
@@ -267,12 +317,12 @@ pub fn load(records: &CheckpointStore) -> Result<Checkpoint, CommitError> {
     let mut checkpoint = Checkpoint::default();
     let (base, all) = load_all(records)?;
     if let Some(base) = base {
-        checkpoint.committed.extend(base.committed);
-        checkpoint.replaced.extend(base.replaced);
+        checkpoint.names.committed.extend(base.committed);
+        checkpoint.names.replaced.extend(base.replaced);
+        checkpoint.names.forgotten_before = base.forgotten_before_micros.map(EventTime);
     }
     for record in all {
-        checkpoint.committed.extend(record.files.iter().cloned());
-        checkpoint.replaced.extend(record.replaced.iter().cloned());
+        checkpoint.names.add(&record);
         checkpoint.last = Some(record);
     }
     Ok(checkpoint)
@@ -337,22 +387,27 @@ fn load_all(records: &CheckpointStore) -> Result<(Option<BaseRecord>, Vec<Commit
     Ok((base, all))
 }
 
-/// Folds every record up to `epoch` (the last one written) into `base-<epoch>.json`, then
-/// deletes the older records and bases. `committed` and `replaced` are the names of the
-/// checkpoint up to that epoch. The base is written atomically before anything is deleted,
-/// so a crash at any point leaves a readable checkpoint (older leftovers are ignored, as
-/// [`load`] reads only the newest base and the records from its epoch on).
+/// Folds every record up to `epoch` (the last one written, whose frontier is `frontier`)
+/// into `base-<epoch>.json`, then deletes the older records and bases. `names` are the
+/// checkpoint's up to that epoch; those a restart cannot write again are forgotten first (see
+/// "Fold"). The base is written atomically before anything is deleted, so a crash at any
+/// point leaves a readable checkpoint (older leftovers are ignored, as [`load`] reads only
+/// the newest base and the records from its epoch on).
 pub fn fold(
     records: &CheckpointStore,
     epoch: u64,
-    committed: &HashSet<String>,
-    replaced: &HashSet<String>,
+    frontier: Option<u64>,
+    names: &mut CommittedNames,
 ) -> Result<(), CommitError> {
+    if let Some(f) = frontier {
+        names.forget_before(forget_before(f));
+    }
     let mut base = BaseRecord {
         version: CHECKPOINT_VERSION,
         epoch,
-        committed: committed.iter().cloned().collect(),
-        replaced: replaced.iter().cloned().collect(),
+        committed: names.committed.iter().cloned().collect(),
+        replaced: names.replaced.iter().cloned().collect(),
+        forgotten_before_micros: names.forgotten_before.map(EventTime::micros),
     };
     base.committed.sort();
     base.replaced.sort();
@@ -364,6 +419,14 @@ pub fn fold(
         records.store.delete(old)?;
     }
     Ok(())
+}
+
+/// The instant before which a fold at frontier `frontier_minute` forgets names: the midnight
+/// a day before the one that starts the frontier's day (see "Fold"). A file whose partition
+/// ends at or before it is never written again.
+pub fn forget_before(frontier_minute: u64) -> EventTime {
+    let day = (frontier_minute / DAY_MINUTES).saturating_sub(1);
+    EventTime(i64::try_from(day).unwrap_or(i64::MAX / MICROS_PER_DAY) * MICROS_PER_DAY)
 }
 
 /// Checks that the checkpoint belongs to `input` (see "Input identity").
@@ -550,7 +613,10 @@ mod tests {
         store.put(&records.record_path(2), &serde_json::to_vec(&record(2, &["t/h=2/b.parquet"])).unwrap()).unwrap();
         let checkpoint = load(&records).unwrap();
         assert_eq!(checkpoint.last, Some(record(2, &["t/h=2/b.parquet"])));
-        assert_eq!(checkpoint.committed, HashSet::from(["t/h=1/a.parquet".to_string(), "t/h=2/b.parquet".to_string()]));
+        assert_eq!(
+            checkpoint.names.committed,
+            HashSet::from(["t/h=1/a.parquet".to_string(), "t/h=2/b.parquet".to_string()])
+        );
         assert_eq!(checkpoint.next_epoch(), 3);
         let report = recover(store.as_ref(), &records, &checkpoint, &["t"]).unwrap();
         assert_eq!(report, Recovery { published: 1, deleted: 1 });
@@ -578,9 +644,9 @@ mod tests {
         compaction.replaced = vec!["t/h=1/part-m1-000.parquet".into(), "t/h=1/part-m2-000.parquet".into()];
         store.put(&records.record_path(2), &serde_json::to_vec(&compaction).unwrap()).unwrap();
         let checkpoint = load(&records).unwrap();
-        assert_eq!(checkpoint.replaced.len(), 2);
+        assert_eq!(checkpoint.names.replaced.len(), 2);
         assert!(
-            checkpoint.committed.contains("t/h=1/part-m1-000.parquet"),
+            checkpoint.names.committed.contains("t/h=1/part-m1-000.parquet"),
             "replaced names stay committed: a replay must not write them"
         );
         recover(store.as_ref(), &records, &checkpoint, &["t"]).unwrap();
@@ -601,7 +667,9 @@ mod tests {
             commit(store.as_ref(), &records, &record(e, &[f.as_str()])).unwrap();
         }
         let before = load(&records).unwrap();
-        fold(&records, 3, &(1..=3).map(|e| format!("t/{e}.parquet")).collect(), &HashSet::new()).unwrap();
+        let mut names =
+            CommittedNames { committed: (1..=3).map(|e| format!("t/{e}.parquet")).collect(), ..Default::default() };
+        fold(&records, 3, Some(180), &mut names).unwrap();
         let mut names = store.list(CHECKPOINT_DIR).unwrap();
         names.sort();
         assert_eq!(
@@ -614,8 +682,61 @@ mod tests {
         );
         let after = load(&records).unwrap();
         assert_eq!(after.next_epoch(), 5);
-        assert_eq!((after.last, after.committed), (before.last, before.committed));
+        assert_eq!((after.last, after.names.committed), (before.last, before.names.committed));
         assert_eq!(load_records(&records).unwrap().iter().map(|r| r.epoch).collect::<Vec<_>>(), [3, 4]);
+    }
+
+    #[test]
+    fn a_fold_forgets_only_names_no_restart_can_write_again() {
+        use crate::schema::MICROS_PER_MINUTE;
+        use crate::sink::tables::partition_path;
+        let dir = tempfile::tempdir().unwrap();
+        let records = CheckpointStore::in_output(Arc::new(LocalStore::new(dir.path()).unwrap()));
+        // Files of every table kind at times over ten days, and names without a partition.
+        let (mut names, mut times) = (CommittedNames::default(), Vec::new());
+        let mut x = 7u64;
+        for i in 0..3000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let minute = (x >> 33) % (10 * DAY_MINUTES);
+            let t = EventTime((minute as i64) * MICROS_PER_MINUTE);
+            let name = match i % 3 {
+                0 => format!("windows/{}/part-m{minute:08}-000.parquet", partition_path(t, false)),
+                1 => format!("events/{}/part-{i:05}.parquet", partition_path(t, false)),
+                _ => format!("daily_p95/{}/part-00000.parquet", partition_path(t, true)),
+            };
+            names.committed.insert(name.clone());
+            times.push((name, minute));
+        }
+        names.committed.insert("t/unpartitioned.parquet".to_owned());
+        names.replaced = times.iter().step_by(7).map(|(n, _)| n.clone()).collect();
+        // The last fold is at the end of the input (no frontier): it forgets nothing more.
+        let frontiers = [Some(5 * DAY_MINUTES + 1), Some(6 * DAY_MINUTES + 700), Some(9 * DAY_MINUTES + 1439), None];
+        for (epoch, frontier) in (1..).zip(frontiers) {
+            fold(&records, epoch, frontier, &mut names).unwrap();
+            let base: BaseRecord = read_versioned(&records, &format!("_checkpoint/base-{epoch:010}.json")).unwrap();
+            let kept: HashSet<&str> = base.committed.iter().map(String::as_str).collect();
+            let midnight = frontier.unwrap_or(9 * DAY_MINUTES + 1439) / DAY_MINUTES * DAY_MINUTES;
+            for (name, minute) in &times {
+                // A restart from any frontier from here on writes no row before `midnight`.
+                if *minute >= midnight {
+                    assert!(kept.contains(name.as_str()), "frontier {frontier:?}: {name} forgotten");
+                }
+                // Partitions that ended a day before it are gone: the set stays bounded.
+                if *minute < midnight - DAY_MINUTES {
+                    assert!(!kept.contains(name.as_str()), "frontier {frontier:?}: {name} kept");
+                    assert!(!base.replaced.contains(name), "frontier {frontier:?}: replaced {name} kept");
+                }
+            }
+            assert!(kept.contains("t/unpartitioned.parquet"));
+            assert_eq!(kept.len(), names.committed.len(), "the names held are the base's");
+            // A start still accounts for every committed file, listed or forgotten, and for
+            // no file of a partition it could write.
+            let loaded = load(&records).unwrap().names;
+            assert_eq!(loaded, names);
+            assert!(times.iter().all(|(name, _)| loaded.accounts_for(name)), "frontier {frontier:?}");
+            let t = EventTime(midnight as i64 * MICROS_PER_MINUTE);
+            assert!(!loaded.accounts_for(&format!("windows/{}/part-m0-000.parquet", partition_path(t, false))));
+        }
     }
 
     #[test]
@@ -642,7 +763,7 @@ mod tests {
         let checkpoint = load(&records).unwrap();
         let last = checkpoint.last.unwrap();
         assert_eq!((last.version, last.epoch, last.frontier_minute, last.resume.len()), (1, 3, Some(120), 0));
-        assert!(checkpoint.committed.contains("t/a.parquet"));
+        assert!(checkpoint.names.committed.contains("t/a.parquet"));
     }
 
     #[test]

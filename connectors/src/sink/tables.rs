@@ -29,7 +29,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::civil_from_days;
+use crate::calendar::{civil_from_days, days_from_civil};
 use crate::schema::{
     DeviceType, EventRow, EventTime, LateRow, OwnedEvent, Position, RejectedRow, MICROS_PER_DAY, MICROS_PER_HOUR,
     UUID_LEN,
@@ -73,6 +73,33 @@ pub fn partition_path(t: EventTime, daily: bool) -> String {
         let h = micros.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR;
         format!("year={y:04}/month={m:02}/day={d:02}/hour={h:02}")
     }
+}
+
+/// The end of the hive partition a table file is in: the instant after the hour (or the day,
+/// for a folder without `hour=`) that [`partition_path`] named; `None` if `path` has no such
+/// folder. Every row of the file has a partition time before it.
+pub fn partition_end(path: &str) -> Option<EventTime> {
+    let (mut year, mut month, mut day, mut hour) = (None, None, None, None);
+    for segment in path.split('/') {
+        let Some((key, value)) = segment.split_once('=') else { continue };
+        let slot = match key {
+            "year" => &mut year,
+            "month" => &mut month,
+            "day" => &mut day,
+            "hour" => &mut hour,
+            _ => continue,
+        };
+        *slot = Some(value.parse::<i64>().ok()?);
+    }
+    let (y, m, d) = (year?, month?, day?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hour.is_some_and(|h| !(0..24).contains(&h)) {
+        return None;
+    }
+    let start = days_from_civil(y, m, d) * MICROS_PER_DAY;
+    Some(EventTime(match hour {
+        Some(h) => start + (h + 1) * MICROS_PER_HOUR,
+        None => start + MICROS_PER_DAY,
+    }))
 }
 
 /// Statistics of one 1-minute tumbling window `[window_start, window_start + 60 s)` of one type.
@@ -515,6 +542,37 @@ mod tests {
         assert_eq!(partition_path(t, false), "year=2024/month=02/day=29/hour=23");
         assert_eq!(partition_path(t, true), "year=2024/month=02/day=29");
         assert_eq!(partition_path(EventTime(0), false), "year=1970/month=01/day=01/hour=00");
+    }
+
+    #[test]
+    fn a_files_partition_ends_after_its_hour_or_day() {
+        // Instants around leap days, year and century ends, and the epoch.
+        let mut instants = vec![0, MICROS_PER_HOUR - 1, MICROS_PER_DAY, -1];
+        for s in ["2024-02-29T23:59:59.999999Z", "2000-02-29T00:00:00Z", "1999-12-31T23:30:00Z", "2100-03-01T12:00:00Z"]
+        {
+            instants.push(parse_timestamp(s).unwrap().micros());
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..1000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            instants.push((x >> 20) as i64 % (200 * 365 * MICROS_PER_DAY));
+        }
+        for t in instants {
+            let hour_end = (t.div_euclid(MICROS_PER_HOUR) + 1) * MICROS_PER_HOUR;
+            let day_end = (t.div_euclid(MICROS_PER_DAY) + 1) * MICROS_PER_DAY;
+            let hourly = format!("events/{}/part-m00001-000.parquet", partition_path(EventTime(t), false));
+            let daily = format!("daily_p95/{}/part-00000.parquet", partition_path(EventTime(t), true));
+            assert_eq!(partition_end(&hourly), Some(EventTime(hour_end)), "{hourly}");
+            assert_eq!(partition_end(&daily), Some(EventTime(day_end)), "{daily}");
+        }
+        for other in [
+            "events/part-0.parquet",
+            "events/year=2024/month=13/day=01/x",
+            "t/hour=1/f.parquet",
+            "year=x/month=1/day=1",
+        ] {
+            assert_eq!(partition_end(other), None, "{other}");
+        }
     }
 
     #[test]

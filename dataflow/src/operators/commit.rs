@@ -47,9 +47,9 @@ use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
-use std::collections::HashSet;
-
-use connectors::sink::commit::{commit, CheckpointStore, CommitRecord, ResumePoint, CHECKPOINT_VERSION};
+use connectors::sink::commit::{
+    commit, CheckpointStore, CommitRecord, CommittedNames, ResumePoint, CHECKPOINT_VERSION,
+};
 use connectors::sink::TableStore;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
@@ -103,9 +103,7 @@ pub struct CommitConfig {
     /// Minute files committed by earlier runs and not replaced yet.
     pub uncompacted: Vec<String>,
     /// The names earlier runs committed and replaced, for folding the records.
-    pub committed: Arc<HashSet<String>>,
-    /// See `committed`.
-    pub replaced: Arc<HashSet<String>>,
+    pub committed: Arc<CommittedNames>,
     /// Fold the records into a base every this many epochs (`connectors::sink::commit::fold`).
     pub fold_every: u64,
     /// Set when a live run is stopping (Ctrl-C).
@@ -147,7 +145,6 @@ pub struct CommitConfig {
 ///     rows_per_file: 1_000_000,
 ///     uncompacted: Vec::new(),
 ///     committed: Default::default(),
-///     replaced: Default::default(),
 ///     fold_every: 100,
 ///     stop: Default::default(),
 /// };
@@ -157,7 +154,7 @@ pub struct CommitConfig {
 ///
 /// assert_eq!(store.get(file).unwrap().as_deref(), Some(&b"parquet bytes"[..]));
 /// let checkpoint = load(&records).unwrap();
-/// assert!(checkpoint.committed.contains(file));
+/// assert!(checkpoint.names.committed.contains(file));
 /// let last = checkpoint.last.unwrap();
 /// assert_eq!((last.epoch, last.resume[&0].offset), (1, 42));
 /// ```
@@ -287,11 +284,7 @@ fn start_committer(config: CommitConfig) -> (Sender<CommitRecord>, JoinHandle<()
 fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<(), Fatal> {
     let c = &config.counters;
     let mut epoch = config.first_epoch;
-    let mut names = Folder {
-        committed: (*config.committed).clone(),
-        replaced: (*config.replaced).clone(),
-        every: config.fold_every,
-    };
+    let mut names = Folder { names: (*config.committed).clone(), every: config.fold_every };
     // Hour folders holding committed minute files, by the end (minute) of their hour.
     let mut to_compact: BTreeMap<u64, std::collections::BTreeSet<String>> = BTreeMap::new();
     let note_minute_files = |files: &[String], to_compact: &mut BTreeMap<u64, std::collections::BTreeSet<String>>| {
@@ -326,7 +319,7 @@ fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<()
         c.last_epoch.store(epoch, Relaxed);
         c.last_commit_micros.store(record.committed_at_micros, Relaxed);
         if let Ok(mut d) = c.commit_seconds.lock() {
-            d.push(started.elapsed().as_secs_f64());
+            d.record(started.elapsed().as_secs_f64());
         }
         epoch += 1;
         // Compaction of the hours the frontier has left far enough behind.
@@ -423,7 +416,6 @@ mod tests {
                 rows_per_file: 1000,
                 uncompacted: Vec::new(),
                 committed: Default::default(),
-                replaced: Default::default(),
                 fold_every,
                 stop: Default::default(),
             };
@@ -445,7 +437,7 @@ mod tests {
             }
             // Committed, through records folded every `fold_every` epochs.
             let checkpoint = load(&records).unwrap();
-            assert_eq!(checkpoint.committed, times.keys().cloned().collect::<HashSet<_>>(), "-w {workers}");
+            assert_eq!(checkpoint.names.committed, times.keys().cloned().collect::<HashSet<_>>(), "-w {workers}");
             let last = checkpoint.last.expect("a last record");
             assert_eq!(last.frontier_minute, None, "-w {workers}: the input ended: every row is committed");
             assert_eq!(last.resume, last_points, "-w {workers}: the last point of each partition");

@@ -28,12 +28,12 @@
 //! ([`super::commit`]). A file whose final name an earlier run already committed is not
 //! written again: after a restart the replay recomputes it identically.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use connectors::schema::{EventTime, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_MINUTE};
-use connectors::sink::commit::pending_path;
+use connectors::sink::commit::{pending_path, CommittedNames};
 use connectors::sink::tables::{encode_parquet, partition_path};
 use connectors::sink::{Table, TableStore};
 use timely::dataflow::operators::Capability;
@@ -67,8 +67,8 @@ pub struct SinkConfig {
     pub live: bool,
     /// Set when a live run is stopping.
     pub stop: Arc<AtomicBool>,
-    /// Final names of the files already committed (by an earlier run).
-    pub committed: Arc<HashSet<String>>,
+    /// The files already committed (by an earlier run).
+    pub committed: Arc<CommittedNames>,
 }
 
 impl SinkConfig {
@@ -91,7 +91,7 @@ impl SinkConfig {
         let now = EventTime(chrono::Utc::now().timestamp_micros());
         for (i, chunk) in rows.chunks(self.rows_per_file.max(1)).enumerate() {
             let path = format!("{folder}/{prefix}{i:0digits$}.parquet");
-            if self.committed.contains(&path) {
+            if self.committed.accounts_for(&path) {
                 continue;
             }
             let bytes = encode_parquet(&R::to_batch(chunk, now))
@@ -381,7 +381,7 @@ mod tests {
             counters: Arc::new(Counters::new()),
             live,
             stop: Default::default(),
-            committed: Arc::new(committed),
+            committed: Arc::new(connectors::sink::commit::CommittedNames { committed, ..Default::default() }),
         };
         let notes = drive_stream(workers, input, move |rows| rows.write_table(config.clone()));
         let reported = notes.into_iter().map(|((name, _bytes), time)| (name, time)).collect();

@@ -105,7 +105,6 @@ pub fn try_run_engine_on(
         commit_max_bytes: 0,
         compact_after_minutes: None,
         fold_every: connectors::sink::commit::FOLD_EVERY,
-        replaced: Default::default(),
     };
     let comm =
         if workers == 1 { timely::CommunicationConfig::Thread } else { timely::CommunicationConfig::Process(workers) };

@@ -1,16 +1,14 @@
 //! Folding the commit records: the committer notes every committed and replaced name, and
-//! every `--commit-fold-every` epochs writes them as one base record, so that a restart reads
-//! one base and the records after it instead of every record ever written (the record format
-//! and the fold itself are `connectors::sink::commit`'s).
+//! every `--commit-fold-every` epochs writes those a restart could still write as one base
+//! record, so that a restart reads one base and the records after it instead of every record
+//! ever written, and the names held stay bounded (the record format, the fold and which names
+//! it forgets are `connectors::sink::commit`'s, "Fold").
 
-use std::collections::HashSet;
-
-use connectors::sink::commit::{fold, CheckpointStore, CommitRecord};
+use connectors::sink::commit::{fold, CheckpointStore, CommitRecord, CommittedNames};
 
 /// The committed and replaced names so far, and folding them into a base record.
 pub(super) struct Folder {
-    pub(super) committed: HashSet<String>,
-    pub(super) replaced: HashSet<String>,
+    pub(super) names: CommittedNames,
     pub(super) every: u64,
 }
 
@@ -18,13 +16,12 @@ impl Folder {
     /// Notes a record just committed; folds when its epoch is due. A failure is only logged:
     /// the records stay readable, there are just more of them.
     pub(super) fn committed(&mut self, records: &CheckpointStore, record: &CommitRecord) {
-        self.committed.extend(record.files.iter().cloned());
-        self.replaced.extend(record.replaced.iter().cloned());
+        self.names.add(record);
         if self.every > 0 && record.epoch.is_multiple_of(self.every) {
-            match fold(records, record.epoch, &self.committed, &self.replaced) {
+            match fold(records, record.epoch, record.frontier_minute, &mut self.names) {
                 Ok(()) => tracing::info!(
                     epoch = record.epoch,
-                    files = self.committed.len(),
+                    files = self.names.committed.len(),
                     "folded the commit records into a base"
                 ),
                 Err(e) => {

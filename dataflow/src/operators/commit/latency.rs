@@ -28,6 +28,8 @@ pub(super) fn record_window_latencies(c: &Counters, files: &[String]) {
     }
     drop(reached);
     if let Ok(mut all) = c.window_latencies.lock() {
-        all.extend(latencies);
+        for l in latencies {
+            all.record(l);
+        }
     }
 }
