@@ -26,9 +26,6 @@ use std::sync::{Condvar, Mutex};
 /// What failed, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
-    /// A worker could not build its dataflow (a partition that cannot be opened, …).
-    #[error("{0}")]
-    Build(String),
     /// A partition could not be read (the message names the partition and why).
     #[error("{0}")]
     Source(String),

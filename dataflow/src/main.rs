@@ -105,14 +105,11 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             if !args.bounded {
                 anyhow::bail!("only bounded runs read files: add --bounded (live tailing of files is not supported; use Kafka for live runs)");
             }
-            let source = FileSource::new(input);
-            let partitions = source.partitions().with_context(|| format!("--input {input}"))?;
-            tracing::info!(input = %input, partitions = partitions.len(), "reading files");
-            (Arc::new(source), true)
+            (Arc::new(FileSource::new(input)), true)
         }
         (None, Some(brokers)) => {
             let source = KafkaSource::new(kafka_config(&args, brokers.clone())).context("--brokers")?;
-            tracing::info!(brokers = %brokers, topic = %args.topic, partitions = source.partitions()?.len(), bounded = args.bounded, "reading Kafka");
+            tracing::info!(brokers = %brokers, topic = %args.topic, bounded = args.bounded, "reading Kafka");
             (Arc::new(source), args.bounded)
         }
         (None, None) => {
@@ -127,6 +124,13 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             (Arc::new(source), false)
         }
     };
+    // Listed once, here: the workers never wait on the broker (see `SourceConfig::partitions`).
+    let partitions = source.partitions().with_context(|| match (&args.input, &args.brokers) {
+        (Some(input), _) => format!("--input {input}"),
+        (_, Some(brokers)) => format!("--brokers {brokers} (topic {})", args.topic),
+        _ => "the embedded Kafka".to_owned(),
+    })?;
+    tracing::info!(partitions = partitions.len(), "listed the input's partitions");
     let input = source.identity();
     let output = match (&args.output, _embedded.is_some()) {
         (Some(output), _) => output.clone(),
@@ -179,6 +183,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
         source,
         store,
         source_config: SourceConfig {
+            partitions,
             bounded,
             lateness_micros: args.allowed_lateness.as_micros() as i64,
             max_message_bytes: args.max_message_bytes,

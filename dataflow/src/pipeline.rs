@@ -25,7 +25,6 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::Scope;
 
 use crate::counters::Counters;
-use crate::failure::Fatal;
 use crate::operators::commit::{CommitConfig, CommitFiles, CommitNote};
 use crate::operators::daily_p95::DailyP95;
 use crate::operators::dedup::DedupByEventId;
@@ -74,11 +73,7 @@ pub struct PipelineConfig {
 
 /// Builds the dataflow in `scope`; returns a probe of the source frontier (the least
 /// watermark of every partition).
-pub fn build(
-    scope: Scope<'_, u64>,
-    config: &PipelineConfig,
-    counters: Arc<Counters>,
-) -> Result<ProbeHandle<u64>, connectors::source::SourceError> {
+pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Counters>) -> ProbeHandle<u64> {
     let sink = SinkConfig {
         store: Arc::clone(&config.store),
         rows_per_file: config.rows_per_file,
@@ -93,7 +88,7 @@ pub fn build(
         config.source_config.clone(),
         Arc::clone(&counters),
         source_frontier.clone(),
-    )?;
+    );
     let rejected_files = streams.rejected.write_table(sink.clone());
     let late_files = streams.late.write_table(sink.clone());
     let seeds = scope.seed_events(
@@ -136,7 +131,7 @@ pub fn build(
         counters: Arc::clone(&counters),
     });
     counters.started.store(true, std::sync::atomic::Ordering::Relaxed);
-    Ok(source_frontier)
+    source_frontier
 }
 
 /// What a run did, as counted by this process.
@@ -280,19 +275,7 @@ pub fn run(
     let timely_config = timely::Config { communication, worker: timely::WorkerConfig::default() };
     let c = Arc::clone(&counters);
     let guards = timely::execute(timely_config, move |worker| {
-        let built = worker.dataflow::<u64, _, _>(|scope| build(scope, &config, Arc::clone(&c)));
-        let frontier = match built {
-            Ok(probe) => probe,
-            Err(e) => {
-                // The other workers would wait for this one forever: the failure ends the run
-                // (see `crate::failure`), and this worker drops what it had built.
-                c.failure.fail(Fatal::Build(format!("worker {} cannot build the dataflow: {e}", worker.index())));
-                if wind_down {
-                    drop_dataflows(worker);
-                }
-                return;
-            }
-        };
+        let frontier = worker.dataflow::<u64, _, _>(|scope| build(scope, &config, Arc::clone(&c)));
         // Worker 0 (which also commits) notes when the source frontier reaches each value, for
         // the commit latency of windows (live runs only: bounded runs write hour files,
         // measure nothing and would only grow the map).

@@ -22,6 +22,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use chrono::{DateTime, Utc};
+use connectors::parse::RejectReason;
 use connectors::partition::partition_for_key;
 use connectors::schema::{DeviceType, Status};
 use rand::{Rng, SeedableRng};
@@ -108,8 +109,9 @@ impl GeneratorConfig {
     }
 }
 
-/// The kinds of invalid line, one per rejection the engine knows (and two for the reasons
-/// that have two causes).
+/// The kinds of invalid line the generator writes: causes of the engine's rejections
+/// ([`RejectReason`], the one list of them), one per reason and two for the reasons that have
+/// two causes ([`InvalidKind::reason`] pairs them).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InvalidKind {
     /// Bytes that are not UTF-8 inside a string.
@@ -169,6 +171,27 @@ impl InvalidKind {
         InvalidKind::UnknownStatus,
         InvalidKind::Oversize,
     ];
+
+    /// The rejection the engine gives a line of this kind.
+    pub fn reason(self) -> RejectReason {
+        match self {
+            InvalidKind::NotUtf8 => RejectReason::NotUtf8,
+            InvalidKind::Malformed => RejectReason::MalformedJson,
+            InvalidKind::MissingEventId => RejectReason::MissingEventId,
+            InvalidKind::MissingDeviceId => RejectReason::MissingDeviceId,
+            InvalidKind::MissingDeviceType => RejectReason::MissingDeviceType,
+            InvalidKind::MissingTimestamp => RejectReason::MissingTimestamp,
+            InvalidKind::MissingEventDuration => RejectReason::MissingEventDuration,
+            InvalidKind::MissingValue | InvalidKind::NullValue => RejectReason::MissingValue,
+            InvalidKind::MissingStatus => RejectReason::MissingStatus,
+            InvalidKind::BadTimestamp => RejectReason::BadTimestamp,
+            InvalidKind::NegativeDuration | InvalidKind::StringDuration => RejectReason::BadEventDuration,
+            InvalidKind::StringValue => RejectReason::BadValue,
+            InvalidKind::UnknownDeviceType => RejectReason::UnknownDeviceType,
+            InvalidKind::UnknownStatus => RejectReason::UnknownStatus,
+            InvalidKind::Oversize => RejectReason::Oversize,
+        }
+    }
 }
 
 /// What a message is.

@@ -129,6 +129,21 @@ fn fractions_kinds_partitions_and_order() {
     assert_eq!(reasons.values().sum::<u64>(), 1000);
 }
 
+#[test]
+fn each_invalid_kind_is_rejected_with_its_reason() {
+    let mut seen = BTreeMap::new();
+    for m in producer::Generator::new(GeneratorConfig { invalid: 0.5, ..config(5) }).take(20_000) {
+        if let producer::MessageKind::Invalid(kind) = m.kind {
+            let got = parse_event(&m.payload, DEFAULT_MAX_MESSAGE_BYTES).err();
+            assert_eq!(got, Some(kind.reason()), "{kind:?}: {}", String::from_utf8_lossy(&m.payload));
+            *seen.entry(kind).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), producer::InvalidKind::ALL.len(), "every kind was generated: {seen:?}");
+    let reasons: BTreeSet<RejectReason> = producer::InvalidKind::ALL.iter().map(|k| k.reason()).collect();
+    assert_eq!(reasons.len(), RejectReason::ALL.len(), "every reason has a cause");
+}
+
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();

@@ -72,7 +72,7 @@ use std::time::{Duration, Instant};
 use connectors::schema::{EventRow, LateRow, RejectedRow};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
-use connectors::source::{PollStatus, Source, SourceError};
+use connectors::source::{PollStatus, Source};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -91,6 +91,10 @@ use crate::failure::Fatal;
 /// How the source reads.
 #[derive(Clone, Debug)]
 pub struct SourceConfig {
+    /// The source's partitions at start, listed by the caller before the dataflow is built:
+    /// a listing is a broker round trip, which a worker never waits on (new ones are found
+    /// by `discover_every`, on a thread of its own).
+    pub partitions: Vec<u32>,
     /// Stop at the end offsets present at start.
     pub bounded: bool,
     /// Allowed lateness `L`, microseconds.
@@ -179,6 +183,7 @@ pub struct SourceStreams<'s> {
 ///
 /// let source = Arc::new(FileSource::new(dir.path()));
 /// let config = SourceConfig {
+///     partitions: vec![0],
 ///     bounded: true,
 ///     lateness_micros: 10 * 60_000_000,
 ///     max_message_bytes: 1 << 20,
@@ -192,7 +197,7 @@ pub struct SourceStreams<'s> {
 /// };
 /// let (accepted, late, rejected) = timely::example(move |scope| {
 ///     let probe = ProbeHandle::new();
-///     let streams = scope.partition_source(source, config, Arc::new(Counters::new()), probe.clone()).unwrap();
+///     let streams = scope.partition_source(source, config, Arc::new(Counters::new()), probe.clone());
 ///     (streams.accepted.probe_with(&probe).capture(), streams.late.capture(), streams.rejected.capture())
 /// });
 /// fn rows<T>(captured: std::sync::mpsc::Receiver<Event<u64, Vec<T>>>) -> Vec<T> {
@@ -214,15 +219,16 @@ pub struct SourceStreams<'s> {
 /// assert_eq!((rejected.len(), rejected[0].raw.as_slice()), (1, &b"not json"[..]));
 /// ```
 pub trait PartitionSource<'s> {
-    /// Builds the source operator over the partitions of `source` assigned to this worker;
-    /// `frontier` is the probe of the finished output that `--max-ahead` is measured from.
+    /// Builds the source operator over the partitions of `source` (`config.partitions`, and
+    /// those discovered later) assigned to this worker; `frontier` is the probe of the
+    /// finished output that `--max-ahead` is measured from.
     fn partition_source(
         self,
         source: Arc<dyn Source>,
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> Result<SourceStreams<'s>, SourceError>;
+    ) -> SourceStreams<'s>;
 }
 
 impl<'s> PartitionSource<'s> for Scope<'s, u64> {
@@ -232,11 +238,10 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         config: SourceConfig,
         counters: Arc<Counters>,
         frontier: ProbeHandle<u64>,
-    ) -> Result<SourceStreams<'s>, SourceError> {
+    ) -> SourceStreams<'s> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
-        // Before the operator exists: timely panics on an operator built and then dropped.
-        let mut known = source.partitions()?;
+        let mut known = config.partitions.clone();
         let mut builder = OperatorBuilder::new("PartitionSource".to_owned(), scope);
         let activator = scope.activator_for(Rc::clone(&builder.operator_info().address));
         let sync_activator = scope.worker().sync_activator_for(builder.operator_info().address.to_vec());
@@ -283,7 +288,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                     // The operator is half built: report, and let it stop at its first activation.
                     Err(e) => counters
                         .failure
-                        .fail(Fatal::Build(format!("partition {p}: cannot start its reading thread: {e}"))),
+                        .fail(Fatal::Source(format!("partition {p}: cannot start its reading thread: {e}"))),
                 }
             }
         }
@@ -505,7 +510,7 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 }
             }
         });
-        Ok(SourceStreams { accepted, late, rejected, resume_points })
+        SourceStreams { accepted, late, rejected, resume_points }
     }
 }
 
@@ -657,6 +662,7 @@ mod tests {
 
     fn config() -> SourceConfig {
         SourceConfig {
+            partitions: Vec::new(), // `run` lists the source's
             bounded: true,
             lateness_micros: LATENESS_MINUTES * MICROS_PER_MINUTE,
             max_message_bytes: 65_536,
@@ -672,6 +678,7 @@ mod tests {
 
     /// Runs the source operator alone over `source` with `workers` workers.
     fn run(workers: usize, source: Arc<dyn Source>, config: SourceConfig) -> Emitted {
+        let config = SourceConfig { partitions: source.partitions().unwrap(), ..config };
         let out = Arc::new(Mutex::new(Emitted::default()));
         let collected = Arc::clone(&out);
         timely::execute(timely::Config::process(workers), move |worker| {
@@ -679,8 +686,7 @@ mod tests {
             worker.dataflow::<u64, _, _>(|scope| {
                 let probe = ProbeHandle::new();
                 let counters = Arc::new(Counters::new());
-                let streams =
-                    scope.partition_source(Arc::clone(&source), config.clone(), counters, probe.clone()).unwrap();
+                let streams = scope.partition_source(Arc::clone(&source), config.clone(), counters, probe.clone());
                 let o = Arc::clone(&out);
                 streams.accepted.probe_with(&probe).inspect(move |(row, time, diff)| {
                     assert_eq!(*diff, 1);
@@ -739,11 +745,25 @@ mod tests {
         assert!(missing.is_empty() && extra.is_empty(), "{what}: missing {missing:?}, unexpected {extra:?}");
     }
 
-    /// A file source whose partition 1 opens only once partition 0 has been read to its end:
-    /// an operator that opened partitions on the worker thread would never read partition 0.
+    /// A file source whose partition 1 opens only `delay` after partition 0 has been read to
+    /// its end (bounded) or caught up (live): an operator that opened partitions on the worker
+    /// thread would never read partition 0. Partition 1's reader notes when it is caught up.
     struct SlowOpen {
         files: FileSource,
         first_done: Arc<AtomicBool>,
+        delay: Duration,
+        second_done: Arc<AtomicBool>,
+    }
+
+    impl SlowOpen {
+        fn new(dir: &std::path::Path, delay: Duration) -> Self {
+            SlowOpen {
+                files: FileSource::new(dir),
+                first_done: Default::default(),
+                delay,
+                second_done: Default::default(),
+            }
+        }
     }
 
     struct Watched {
@@ -757,7 +777,7 @@ mod tests {
         }
         fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
             let status = self.reader.poll(out, max_bytes)?;
-            if status == PollStatus::Ended {
+            if matches!(status, PollStatus::Ended | PollStatus::Idle) {
                 self.done.store(true, std::sync::atomic::Ordering::SeqCst);
             }
             Ok(status)
@@ -786,7 +806,8 @@ mod tests {
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Ok(reader)
+            std::thread::sleep(self.delay);
+            Ok(Box::new(Watched { reader, done: Arc::clone(&self.second_done) }))
         }
     }
 
@@ -797,7 +818,7 @@ mod tests {
         let want = expected(&partitions);
         // One worker owns both partitions. Flow control would hold partition 0 back for the
         // unopened one (as it should): not what this test is about.
-        let source = SlowOpen { files: FileSource::new(dir.path()), first_done: Default::default() };
+        let source = SlowOpen::new(dir.path(), Duration::ZERO);
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(run(1, Arc::new(source), SourceConfig { max_ahead_minutes: 1 << 40, ..config() }));
@@ -807,5 +828,38 @@ mod tests {
         same(&got.late, &want.late, "late");
         same(&got.rejected, &want.rejected, "rejected");
         same(&got.points, &want.points, "resume points");
+    }
+
+    /// Live: partition 0 is read, caught up and idle long before partition 1 opens. Were a
+    /// partition still opening idle too, nothing would hold the frontier back, and partition
+    /// 1's events, older than partition 0's, would be filed late once it opened.
+    #[test]
+    fn a_partition_still_opening_never_goes_idle_under_1_and_2_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = generate(dir.path(), 2, 300, 13);
+        let want = expected(&partitions);
+        for workers in [1, 2] {
+            let source = SlowOpen::new(dir.path(), Duration::from_millis(300)); // 15 idle timeouts
+            let (stop, caught_up) = (Arc::new(AtomicBool::new(false)), Arc::clone(&source.second_done));
+            let config = SourceConfig {
+                bounded: false,
+                idle_timeout: Some(Duration::from_millis(20)),
+                stop: Arc::clone(&stop),
+                max_ahead_minutes: 1 << 40,
+                ..config()
+            };
+            // Stop once partition 1 has been read to its end, and its messages handled.
+            std::thread::spawn(move || {
+                while !caught_up.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                std::thread::sleep(Duration::from_secs(2));
+                stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let got = run(workers, Arc::new(source), config);
+            same(&got.accepted, &want.accepted, &format!("-w {workers}: accepted"));
+            same(&got.late, &want.late, &format!("-w {workers}: late"));
+            same(&got.rejected, &want.rejected, &format!("-w {workers}: rejected"));
+        }
     }
 }

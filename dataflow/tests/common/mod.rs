@@ -77,12 +77,14 @@ pub fn try_run_engine_on(
     workers: usize,
 ) -> Result<RunSummary, dataflow::pipeline::RunError> {
     let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
+    let partitions = source.partitions().expect("list the partitions");
     let config = PipelineConfig {
         input: source.identity(),
         source,
         records: connectors::sink::commit::CheckpointStore::in_output(Arc::clone(&store)),
         store,
         source_config: SourceConfig {
+            partitions,
             bounded: true,
             lateness_micros: LATENESS_MICROS,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
