@@ -59,9 +59,7 @@ impl Query {
 
     /// Prints rows as a table, or writes them as CSV to `--csv` (`-`: stdout).
     fn emit(
-        &self,
-        write_csv: impl FnOnce(&mut dyn std::io::Write) -> analytics::Result<()>,
-        print_table: impl FnOnce(),
+        &self, write_csv: impl FnOnce(&mut dyn std::io::Write) -> analytics::Result<()>, print_table: impl FnOnce(),
     ) -> anyhow::Result<()> {
         match self.csv.as_deref() {
             None => print_table(),

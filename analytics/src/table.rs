@@ -238,10 +238,7 @@ impl Table {
     /// Reads `columns` of every file and passes each file's batches to `f`, on up to
     /// [`threads`](crate::threads) threads; returns `f`'s results in file order.
     pub fn map_files<T: Send>(
-        &self,
-        files: &[String],
-        columns: Columns<'_>,
-        f: impl Fn(Vec<RecordBatch>) -> crate::Result<T> + Sync,
+        &self, files: &[String], columns: Columns<'_>, f: impl Fn(Vec<RecordBatch>) -> crate::Result<T> + Sync,
     ) -> crate::Result<Vec<T>> {
         crate::parallel_map(files, |file| self.read_file(file, columns).and_then(&f))
     }

@@ -66,9 +66,7 @@ pub fn start(topic: &str, partitions: u32) -> Result<(EmbeddedKafka, String), Em
 /// Runs the built-in producer against `brokers` on a thread until `stop`; its metrics are
 /// served on `--producer-metrics-addr`.
 pub fn spawn_producer(
-    args: &Args,
-    brokers: &str,
-    stop: Arc<AtomicBool>,
+    args: &Args, brokers: &str, stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<Result<Summary, ProduceError>>, EmbeddedError> {
     let generator = GeneratorConfig {
         seed: 1,

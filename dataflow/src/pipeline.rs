@@ -262,9 +262,7 @@ const FAILURE_CHECK: std::time::Duration = std::time::Duration::from_millis(100)
 /// error, having committed nothing after it. Except in a cluster (`-n` > 1), where the
 /// process must exit on a failure instead (see below).
 pub fn run(
-    config: PipelineConfig,
-    communication: timely::CommunicationConfig,
-    counters: Arc<Counters>,
+    config: PipelineConfig, communication: timely::CommunicationConfig, counters: Arc<Counters>,
 ) -> Result<RunSummary, RunError> {
     let start = Instant::now();
     // In a cluster a failure is seen by its own process only: were its workers to wind down,

@@ -24,10 +24,7 @@ pub struct WholeContainers<D, H> {
 
 impl<D: Clone + 'static, H: FnMut(&D) -> u64> Distributor<Vec<D>> for WholeContainers<D, H> {
     fn partition<T: Clone, P: Push<Message<T, Vec<D>>>>(
-        &mut self,
-        container: &mut Vec<D>,
-        stamp: &Stamp<T>,
-        pushers: &mut [P],
+        &mut self, container: &mut Vec<D>, stamp: &Stamp<T>, pushers: &mut [P],
     ) {
         let workers = pushers.len() as u64;
         let hash = &mut self.hash;

@@ -123,11 +123,7 @@ fn cell_s(c: &Cell) -> &str {
 
 /// Waits until every window minute in `minutes` is committed, at most `limit`.
 fn wait_for_windows(
-    output: &Path,
-    minutes: std::ops::RangeInclusive<i64>,
-    limit: Duration,
-    child: &mut Child,
-    what: &str,
+    output: &Path, minutes: std::ops::RangeInclusive<i64>, limit: Duration, child: &mut Child, what: &str,
 ) {
     let start = Instant::now();
     loop {
@@ -158,10 +154,7 @@ fn stop(mut child: Child) -> String {
 /// Partitions 0 and 1 as live producers: every 100 ms, 10 s more of event time (an event
 /// every 10 s on each), until told to stop; returns the ids sent.
 fn produce(
-    brokers: String,
-    topic: String,
-    stop: Arc<AtomicBool>,
-    clock: Arc<std::sync::atomic::AtomicI64>,
+    brokers: String, topic: String, stop: Arc<AtomicBool>, clock: Arc<std::sync::atomic::AtomicI64>,
 ) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut ids = Vec::new();

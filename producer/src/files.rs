@@ -80,10 +80,7 @@ pub fn write_partition_files(config: &GeneratorConfig, dir: &Path) -> Result<Sum
 
 /// As [`write_partition_files`], counting into `metrics` and stopping early when `stop` is set.
 pub fn write_partition_files_with(
-    config: &GeneratorConfig,
-    dir: &Path,
-    metrics: Option<&ProducerMetrics>,
-    stop: &AtomicBool,
+    config: &GeneratorConfig, dir: &Path, metrics: Option<&ProducerMetrics>, stop: &AtomicBool,
 ) -> Result<Summary, ProduceError> {
     config.validate().map_err(ProduceError::Config)?;
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;

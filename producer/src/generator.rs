@@ -109,87 +109,40 @@ impl GeneratorConfig {
     }
 }
 
-/// The kinds of invalid line the generator writes: causes of the engine's rejections
-/// ([`RejectReason`], the one list of them), one per reason and two for the reasons that have
-/// two causes ([`InvalidKind::reason`] pairs them).
+/// The kinds of invalid line the generator writes: one cause of each of the engine's
+/// rejections ([`RejectReason`], the one list of them), and a second cause of two of them.
+/// What each line looks like is [`Generator`]'s `invalid_line`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum InvalidKind {
-    /// Bytes that are not UTF-8 inside a string.
-    NotUtf8,
-    /// A truncated JSON object.
-    Malformed,
-    /// `event_id` removed.
-    MissingEventId,
-    /// `device_id` removed.
-    MissingDeviceId,
-    /// `device_type` removed.
-    MissingDeviceType,
-    /// `timestamp` removed.
-    MissingTimestamp,
-    /// `event_duration` removed.
-    MissingEventDuration,
-    /// `value` removed.
-    MissingValue,
-    /// `status` removed.
-    MissingStatus,
-    /// A timestamp that does not parse.
-    BadTimestamp,
-    /// A negative `event_duration`.
-    NegativeDuration,
-    /// `event_duration` as a string.
-    StringDuration,
-    /// `value` is null.
+    /// The first cause of a reason: a missing field is removed, a bad one replaced by a value
+    /// of the wrong kind or out of range, a line cut in half or padded past the size limit.
+    Cause(RejectReason),
+    /// `value` is null (the second cause of [`RejectReason::MissingValue`]).
     NullValue,
-    /// `value` as a string.
-    StringValue,
-    /// A `device_type` that does not exist.
-    UnknownDeviceType,
-    /// A `status` that does not exist.
-    UnknownStatus,
-    /// A valid-looking event padded past the size limit.
-    Oversize,
+    /// `event_duration` as a string (the second cause of [`RejectReason::BadEventDuration`]).
+    StringDuration,
 }
 
 impl InvalidKind {
-    /// Every kind, in the order they cycle.
-    pub const ALL: [InvalidKind; 17] = [
-        InvalidKind::NotUtf8,
-        InvalidKind::Malformed,
-        InvalidKind::MissingEventId,
-        InvalidKind::MissingDeviceId,
-        InvalidKind::MissingDeviceType,
-        InvalidKind::MissingTimestamp,
-        InvalidKind::MissingEventDuration,
-        InvalidKind::MissingValue,
-        InvalidKind::MissingStatus,
-        InvalidKind::BadTimestamp,
-        InvalidKind::NegativeDuration,
-        InvalidKind::StringDuration,
-        InvalidKind::NullValue,
-        InvalidKind::StringValue,
-        InvalidKind::UnknownDeviceType,
-        InvalidKind::UnknownStatus,
-        InvalidKind::Oversize,
-    ];
+    /// Every kind, in the order they cycle: the reasons' first causes, then the second ones.
+    pub const ALL: [InvalidKind; RejectReason::ALL.len() + 2] = {
+        let mut all = [InvalidKind::NullValue; RejectReason::ALL.len() + 2];
+        let mut i = 0;
+        while i < RejectReason::ALL.len() {
+            all[i] = InvalidKind::Cause(RejectReason::ALL[i]);
+            i += 1;
+        }
+        all[i] = InvalidKind::NullValue;
+        all[i + 1] = InvalidKind::StringDuration;
+        all
+    };
 
     /// The rejection the engine gives a line of this kind.
     pub fn reason(self) -> RejectReason {
         match self {
-            InvalidKind::NotUtf8 => RejectReason::NotUtf8,
-            InvalidKind::Malformed => RejectReason::MalformedJson,
-            InvalidKind::MissingEventId => RejectReason::MissingEventId,
-            InvalidKind::MissingDeviceId => RejectReason::MissingDeviceId,
-            InvalidKind::MissingDeviceType => RejectReason::MissingDeviceType,
-            InvalidKind::MissingTimestamp => RejectReason::MissingTimestamp,
-            InvalidKind::MissingEventDuration => RejectReason::MissingEventDuration,
-            InvalidKind::MissingValue | InvalidKind::NullValue => RejectReason::MissingValue,
-            InvalidKind::MissingStatus => RejectReason::MissingStatus,
-            InvalidKind::BadTimestamp => RejectReason::BadTimestamp,
-            InvalidKind::NegativeDuration | InvalidKind::StringDuration => RejectReason::BadEventDuration,
-            InvalidKind::StringValue => RejectReason::BadValue,
-            InvalidKind::UnknownDeviceType => RejectReason::UnknownDeviceType,
-            InvalidKind::UnknownStatus => RejectReason::UnknownStatus,
-            InvalidKind::Oversize => RejectReason::Oversize,
+            InvalidKind::Cause(reason) => reason,
+            InvalidKind::NullValue => RejectReason::MissingValue,
+            InvalidKind::StringDuration => RejectReason::BadEventDuration,
         }
     }
 }
@@ -395,33 +348,34 @@ impl Generator {
                     .collect::<Vec<_>>(),
             )
         };
+        use RejectReason as R;
         match kind {
-            InvalidKind::NotUtf8 => {
+            InvalidKind::Cause(R::NotUtf8) => {
                 let s = json(fields);
                 let mut b = s.into_bytes();
                 let at = b.iter().position(|c| *c == b'-').unwrap_or(0) + 1;
                 b.splice(at..at, [0xff, 0xfe]);
                 b
             }
-            InvalidKind::Malformed => {
+            InvalidKind::Cause(R::MalformedJson) => {
                 let s = json(fields);
                 s.as_bytes()[..s.len() / 2].to_vec()
             }
-            InvalidKind::MissingEventId => without("event_id").into_bytes(),
-            InvalidKind::MissingDeviceId => without("device_id").into_bytes(),
-            InvalidKind::MissingDeviceType => without("device_type").into_bytes(),
-            InvalidKind::MissingTimestamp => without("timestamp").into_bytes(),
-            InvalidKind::MissingEventDuration => without("event_duration").into_bytes(),
-            InvalidKind::MissingValue => without("value").into_bytes(),
-            InvalidKind::MissingStatus => without("status").into_bytes(),
-            InvalidKind::BadTimestamp => with("timestamp", "\"2025-13-45T25:61:00Z\"").into_bytes(),
-            InvalidKind::NegativeDuration => with("event_duration", "-12.5").into_bytes(),
+            InvalidKind::Cause(R::MissingEventId) => without("event_id").into_bytes(),
+            InvalidKind::Cause(R::MissingDeviceId) => without("device_id").into_bytes(),
+            InvalidKind::Cause(R::MissingDeviceType) => without("device_type").into_bytes(),
+            InvalidKind::Cause(R::MissingTimestamp) => without("timestamp").into_bytes(),
+            InvalidKind::Cause(R::MissingEventDuration) => without("event_duration").into_bytes(),
+            InvalidKind::Cause(R::MissingValue) => without("value").into_bytes(),
+            InvalidKind::Cause(R::MissingStatus) => without("status").into_bytes(),
+            InvalidKind::Cause(R::BadTimestamp) => with("timestamp", "\"2025-13-45T25:61:00Z\"").into_bytes(),
+            InvalidKind::Cause(R::BadEventDuration) => with("event_duration", "-12.5").into_bytes(),
             InvalidKind::StringDuration => with("event_duration", "\"fast\"").into_bytes(),
             InvalidKind::NullValue => with("value", "null").into_bytes(),
-            InvalidKind::StringValue => with("value", "\"high\"").into_bytes(),
-            InvalidKind::UnknownDeviceType => with("device_type", "\"barometer\"").into_bytes(),
-            InvalidKind::UnknownStatus => with("status", "\"exploded\"").into_bytes(),
-            InvalidKind::Oversize => {
+            InvalidKind::Cause(R::BadValue) => with("value", "\"high\"").into_bytes(),
+            InvalidKind::Cause(R::UnknownDeviceType) => with("device_type", "\"barometer\"").into_bytes(),
+            InvalidKind::Cause(R::UnknownStatus) => with("status", "\"exploded\"").into_bytes(),
+            InvalidKind::Cause(R::Oversize) => {
                 let pad = "x".repeat(self.config.max_message_bytes);
                 with("metadata", &format!("{{\"location\":\"zone-A\",\"padding\":\"{pad}\"}}")).into_bytes()
             }

@@ -32,11 +32,7 @@ fn connect(config: &SinkConfig, partitions: u32, metrics: &Arc<ProducerMetrics>)
 
 /// `sink.send`, counting a refused message in `metrics`.
 fn send(
-    sink: &KafkaSink,
-    partition: u32,
-    key: &[u8],
-    payload: &[u8],
-    metrics: &ProducerMetrics,
+    sink: &KafkaSink, partition: u32, key: &[u8], payload: &[u8], metrics: &ProducerMetrics,
 ) -> Result<(), ProduceError> {
     sink.send(partition, key, payload).inspect_err(|_| metrics.kafka_errors.inc())?;
     Ok(())
@@ -46,10 +42,7 @@ fn send(
 /// in line order (the messages the file source reads: a last line without `\n` is not one
 /// yet); returns the messages sent per partition. An error if any was not delivered.
 pub fn replay(
-    dir: &Path,
-    config: &SinkConfig,
-    metrics: Arc<ProducerMetrics>,
-    stop: &AtomicBool,
+    dir: &Path, config: &SinkConfig, metrics: Arc<ProducerMetrics>, stop: &AtomicBool,
 ) -> Result<Vec<u64>, ProduceError> {
     let source = FileSource::new(dir);
     let partitions = source.partitions()?;
@@ -113,10 +106,7 @@ pub enum Pacing {
 /// Generates `config`'s events into the topic, paced as `pacing` says, until done or `stop`
 /// is set; flushes.
 pub fn produce(
-    config: &GeneratorConfig,
-    sink_config: &SinkConfig,
-    pacing: Pacing,
-    metrics: &Arc<ProducerMetrics>,
+    config: &GeneratorConfig, sink_config: &SinkConfig, pacing: Pacing, metrics: &Arc<ProducerMetrics>,
     stop: &AtomicBool,
 ) -> Result<Summary, ProduceError> {
     let sink = connect(sink_config, config.partitions, metrics)?;

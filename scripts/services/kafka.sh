@@ -84,24 +84,8 @@ kafka_start() {
     --listener-url "$url" \
     --advertised-listener-url "$url" \
     --storage-engine "sqlite://$dir/tansu.db") >>"$log" 2>&1 &
-  local pid=$! deadline=$((SECONDS + 30))
-  until _kafka_port_open "$port"; do
-    if ! service_alive "$pid"; then
-      local status=0
-      wait "$pid" 2>/dev/null || status=$?
-      echo "kafka_start: error: tansu exited (status $status) before accepting connections on $url" >&2
-      service_log_tail "$log"
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "kafka_start: error: tansu (pid $pid) does not accept connections on $url after 30 s" >&2
-      service_log_tail "$log"
-      kill -9 "$pid" 2>/dev/null || true
-      service_wait_gone "$pid" 100 || true
-      return 1
-    fi
-    sleep 0.1
-  done
+  local pid=$!
+  service_wait_ready kafka "$pid" "$log" "accepting connections on $url (tansu)" _kafka_port_open "$port" || return 1
   if ! service_alive "$pid"; then  # another process took the port between the pick and the bind
     echo "kafka_start: error: 127.0.0.1:$port answers but tansu (pid $pid) exited" >&2
     service_log_tail "$log"
@@ -117,21 +101,9 @@ kafka_start() {
   export KAFKA_PID=$pid KAFKA_PORT=$port KAFKA_DATA_DIR=$dir KAFKA_BROKERS=127.0.0.1:$port
 }
 
-
-
 kafka_stop() {
-  local pid=${KAFKA_PID:-}
-  [ -n "$pid" ] || return 0
-  if service_alive "$pid"; then
-    kill "$pid" 2>/dev/null || true
-    if ! service_wait_gone "$pid" 100; then
-      echo "kafka_stop: tansu (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      service_wait_gone "$pid" 100 || { echo "kafka_stop: error: tansu (pid $pid) does not exit" >&2; return 1; }
-    fi
-  else
-    wait "$pid" 2>/dev/null || true
-  fi
+  [ -n "${KAFKA_PID:-}" ] || return 0
+  service_stop kafka "$KAFKA_PID" || return 1
   unset KAFKA_PID
 }
 

@@ -51,6 +51,10 @@ prometheus_install() {
 }
 
 # HTTP status of GET $1, or 000 when nothing answers.
+_prometheus_ready() { # URL: true once Prometheus answers 200 at URL/-/ready
+  [ "$(_prometheus_http_status "$1/-/ready")" = 200 ]
+}
+
 _prometheus_http_status() {
   python3 - "$1" <<'PY' 2>/dev/null || echo 000
 import sys, urllib.error, urllib.request
@@ -85,24 +89,8 @@ prometheus_start() {
   echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) prometheus_start: $config on $url, TSDB in $dir/tsdb" >>"$log"
   prometheus --config.file="$config" --storage.tsdb.path="$dir/tsdb" \
     --web.listen-address="127.0.0.1:$port" >>"$log" 2>&1 &
-  local pid=$! deadline=$((SECONDS + 30))
-  until [ "$(_prometheus_http_status "$url/-/ready")" = 200 ]; do
-    if ! service_alive "$pid"; then
-      local status=0
-      wait "$pid" 2>/dev/null || status=$?
-      echo "prometheus_start: error: prometheus exited (status $status) before $url/-/ready answered" >&2
-      service_log_tail "$log"
-      return 1
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      echo "prometheus_start: error: prometheus (pid $pid) is not ready at $url/-/ready after 30 s" >&2
-      service_log_tail "$log"
-      kill -9 "$pid" 2>/dev/null || true
-      service_wait_gone "$pid" 100 || true
-      return 1
-    fi
-    sleep 0.2
-  done
+  local pid=$!
+  service_wait_ready prometheus "$pid" "$log" "answering 200 at $url/-/ready" _prometheus_ready "$url" || return 1
   export PROMETHEUS_PID=$pid PROMETHEUS_PORT=$port PROMETHEUS_URL=$url PROMETHEUS_LOG=$log
 }
 
@@ -127,17 +115,7 @@ PY
 }
 
 prometheus_stop() {
-  local pid=${PROMETHEUS_PID:-}
-  [ -n "$pid" ] || return 0
-  if service_alive "$pid"; then
-    kill "$pid" 2>/dev/null || true
-    if ! service_wait_gone "$pid" 100; then
-      echo "prometheus_stop: prometheus (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
-      kill -9 "$pid" 2>/dev/null || true
-      service_wait_gone "$pid" 100 || { echo "prometheus_stop: error: prometheus (pid $pid) does not exit" >&2; return 1; }
-    fi
-  else
-    wait "$pid" 2>/dev/null || true
-  fi
+  [ -n "${PROMETHEUS_PID:-}" ] || return 0
+  service_stop prometheus "$PROMETHEUS_PID" || return 1
   unset PROMETHEUS_PID
 }

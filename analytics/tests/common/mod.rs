@@ -56,9 +56,7 @@ pub type Group = (i64, DeviceType, Vec<f64>);
 /// Writes an `events` table under `root` holding, for each `(day, type, n)` of `plan`, `n`
 /// events with durations `duration(j, n)` for `j` in `0..n`; the table and each group.
 pub fn write_groups(
-    root: &Path,
-    plan: &[(i64, DeviceType, usize)],
-    duration: impl Fn(usize, usize) -> f64,
+    root: &Path, plan: &[(i64, DeviceType, usize)], duration: impl Fn(usize, usize) -> f64,
 ) -> (Table, Vec<Group>) {
     let (mut rows, mut groups) = (Vec::new(), Vec::new());
     for &(day, ty, n) in plan {

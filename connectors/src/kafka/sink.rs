@@ -117,9 +117,7 @@ impl KafkaSink {
     /// partitions (created when missing). `on_failure` hears of every message that could not
     /// be delivered (it runs on the thread that polls or flushes).
     pub fn connect(
-        config: &SinkConfig,
-        partitions: u32,
-        on_failure: impl Fn(&KafkaError) + Send + Sync + 'static,
+        config: &SinkConfig, partitions: u32, on_failure: impl Fn(&KafkaError) + Send + Sync + 'static,
     ) -> Result<KafkaSink, SinkError> {
         let context = DeliveryContext { failed: AtomicU64::new(0), on_failure: Box::new(on_failure) };
         let producer: BaseProducer<DeliveryContext> =

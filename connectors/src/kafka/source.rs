@@ -103,10 +103,7 @@ impl Source for KafkaSource {
     }
 
     fn open(
-        &self,
-        partition: u32,
-        offset: Option<u64>,
-        bounded: bool,
+        &self, partition: u32, offset: Option<u64>, bounded: bool,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
         let config = &self.config;
         let consumer = Arc::new(config.consumer(true)?);
@@ -169,12 +166,7 @@ impl Source for KafkaSource {
 /// Takes one fetched message of `partition` into `out` unless it is a re-delivery (an
 /// offset already read) or, in bounded mode, at or past the end; returns whether it did.
 fn take(
-    partition: u32,
-    next: &mut u64,
-    end: Option<u64>,
-    offset: i64,
-    payload: Option<&[u8]>,
-    out: &mut MessageBatch,
+    partition: u32, next: &mut u64, end: Option<u64>, offset: i64, payload: Option<&[u8]>, out: &mut MessageBatch,
 ) -> bool {
     let offset = offset as u64;
     if offset < *next {

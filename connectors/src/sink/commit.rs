@@ -394,10 +394,7 @@ fn load_all(records: &CheckpointStore) -> Result<(Option<BaseRecord>, Vec<Commit
 /// point leaves a readable checkpoint (older leftovers are ignored, as [`load`] reads only
 /// the newest base and the records from its epoch on).
 pub fn fold(
-    records: &CheckpointStore,
-    epoch: u64,
-    frontier: Option<u64>,
-    names: &mut CommittedNames,
+    records: &CheckpointStore, epoch: u64, frontier: Option<u64>, names: &mut CommittedNames,
 ) -> Result<(), CommitError> {
     if let Some(f) = frontier {
         names.forget_before(forget_before(f));
@@ -516,10 +513,7 @@ pub struct Recovery {
 /// Finishes the last commit and deletes uncommitted files under the `tables` folders of
 /// `output`.
 pub fn recover(
-    output: &dyn TableStore,
-    records: &CheckpointStore,
-    checkpoint: &Checkpoint,
-    tables: &[&str],
+    output: &dyn TableStore, records: &CheckpointStore, checkpoint: &Checkpoint, tables: &[&str],
 ) -> Result<Recovery, CommitError> {
     let store = output;
     let mut report = Recovery::default();

@@ -335,9 +335,7 @@ mod lost_answers {
     }
 
     fn lose<T>(
-        lose: &Mutex<HashMap<&'static str, usize>>,
-        op: &'static str,
-        answer: object_store::Result<T>,
+        lose: &Mutex<HashMap<&'static str, usize>>, op: &'static str, answer: object_store::Result<T>,
     ) -> object_store::Result<T> {
         let mut lose = lose.lock().unwrap();
         match lose.get_mut(op) {
@@ -359,17 +357,12 @@ mod lost_answers {
     #[async_trait::async_trait]
     impl ObjectStore for LostAnswers {
         async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: PutOptions,
+            &self, location: &Path, payload: PutPayload, opts: PutOptions,
         ) -> object_store::Result<PutResult> {
             lose(&self.lose, "put", self.inner.put_opts(location, payload, opts).await)
         }
         async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
+            &self, location: &Path, opts: PutMultipartOptions,
         ) -> object_store::Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(location, opts).await
         }
@@ -377,8 +370,7 @@ mod lost_answers {
             self.inner.get_opts(location, options).await
         }
         fn delete_stream(
-            &self,
-            locations: BoxStream<'static, object_store::Result<Path>>,
+            &self, locations: BoxStream<'static, object_store::Result<Path>>,
         ) -> BoxStream<'static, object_store::Result<Path>> {
             let lost = self.lose.clone();
             self.inner.delete_stream(locations).map(move |answer| lose(&lost, "delete", answer)).boxed()

@@ -71,10 +71,7 @@ impl Source for FileSource {
     }
 
     fn open(
-        &self,
-        partition: u32,
-        offset: Option<u64>,
-        bounded: bool,
+        &self, partition: u32, offset: Option<u64>, bounded: bool,
     ) -> Result<Box<dyn PartitionReader>, SourceError> {
         let path = self.partition_path(partition);
         let io = |source| SourceError::Io { path: path.clone(), source };

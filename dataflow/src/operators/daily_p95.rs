@@ -94,19 +94,13 @@ pub trait DailyP95<'s> {
     /// Final daily rows, emitted when the frontier passes each day. `refresh_minutes` is the
     /// event-time period of provisional values; `log_provisional` logs each one.
     fn daily_p95(
-        self,
-        refresh_minutes: u64,
-        log_provisional: bool,
-        counters: Arc<Counters>,
+        self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, DailyRow>;
 }
 
 impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
     fn daily_p95(
-        self,
-        refresh_minutes: u64,
-        log_provisional: bool,
-        counters: Arc<Counters>,
+        self, refresh_minutes: u64, log_provisional: bool, counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, DailyRow> {
         let refresh = refresh_minutes.clamp(1, DAY_MINUTES);
         // End of the refresh period, never past the day's last minute: monotone and >= m.

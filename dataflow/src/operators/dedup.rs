@@ -125,19 +125,13 @@ pub trait DedupByEventId<'s> {
     /// `horizon_minutes` bounds how long an id is remembered after its event time; `seeds`
     /// are the committed events a restart reads back (see the module header).
     fn dedup_by_event_id(
-        self,
-        seeds: StreamVec<'s, u64, Seed>,
-        horizon_minutes: u64,
-        counters: Arc<Counters>,
+        self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>,
     ) -> Distinct<'s>;
 }
 
 impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
     fn dedup_by_event_id(
-        self,
-        seeds: StreamVec<'s, u64, Seed>,
-        horizon_minutes: u64,
-        counters: Arc<Counters>,
+        self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>,
     ) -> Distinct<'s> {
         let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| id_hash(&row.event.event_id));
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());

@@ -36,8 +36,7 @@ pub(crate) mod harness {
     /// `i` on worker `i % workers` (so every worker count splits the input differently),
     /// applies `operator`, and returns what it emitted with the emission times, in no order.
     pub fn drive<D, R>(
-        workers: usize,
-        records: Vec<(D, u64)>,
+        workers: usize, records: Vec<(D, u64)>,
         operator: for<'s> fn(VecCollection<'s, u64, D>) -> StreamVec<'s, u64, R>,
     ) -> Vec<(R, u64)>
     where

@@ -93,21 +93,13 @@ pub trait SeedEvents<'s> {
     /// Reads the seeds of a restart at `from_minute` (see the module header) on this worker;
     /// a failure to read them is reported to `counters.failure` (nothing is then committed).
     fn seed_events(
-        self,
-        store: Arc<dyn TableStore>,
-        from_minute: u64,
-        horizon_minutes: u64,
-        counters: Arc<Counters>,
+        self, store: Arc<dyn TableStore>, from_minute: u64, horizon_minutes: u64, counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, Seed>;
 }
 
 impl<'s> SeedEvents<'s> for Scope<'s, u64> {
     fn seed_events(
-        self,
-        store: Arc<dyn TableStore>,
-        from_minute: u64,
-        horizon_minutes: u64,
-        counters: Arc<Counters>,
+        self, store: Arc<dyn TableStore>, from_minute: u64, horizon_minutes: u64, counters: Arc<Counters>,
     ) -> StreamVec<'s, u64, Seed> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());

@@ -76,12 +76,7 @@ impl SinkConfig {
     /// digits) or `<prefix>NNN` (live minute files), at most `rows_per_file` rows each, under
     /// their pending names; appends the final names written, with their sizes, to `notes`.
     fn write<R: Table>(
-        &self,
-        folder: &str,
-        prefix: &str,
-        digits: usize,
-        containers: &[Vec<R>],
-        notes: &mut Vec<(String, u64)>,
+        &self, folder: &str, prefix: &str, digits: usize, containers: &[Vec<R>], notes: &mut Vec<(String, u64)>,
     ) -> Result<(), Fatal> {
         // Sorting (key, row) pairs reads each row once instead of at every comparison.
         let mut keyed: Vec<(R::SortKey, &R)> = containers.iter().flatten().map(|r| (r.sort_key(), r)).collect();
@@ -122,8 +117,7 @@ type JobNotes = Vec<(String, u64)>;
 /// activates the operator. The thread ends when the job sender is dropped, or at a failed
 /// write, which it reports to the run's [`crate::failure::Failure`].
 fn start_writer<R: Table + Send + 'static>(
-    config: SinkConfig,
-    wake: timely::scheduling::SyncActivator,
+    config: SinkConfig, wake: timely::scheduling::SyncActivator,
 ) -> (std::sync::mpsc::Sender<Job<R>>, std::sync::mpsc::Receiver<JobNotes>) {
     let (jobs, job_queue) = std::sync::mpsc::channel::<Job<R>>();
     let (done, results) = std::sync::mpsc::channel();
@@ -368,10 +362,7 @@ mod tests {
     /// Writes `input` with the sink under `workers` workers; returns the store and what the
     /// sink reported, `(final name, time)`.
     fn write(
-        workers: usize,
-        input: Vec<(RejectedRow, u64)>,
-        live: bool,
-        committed: HashSet<String>,
+        workers: usize, input: Vec<(RejectedRow, u64)>, live: bool, committed: HashSet<String>,
     ) -> (tempfile::TempDir, LocalStore, Vec<(String, u64)>) {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path()).unwrap();

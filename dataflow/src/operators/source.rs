@@ -223,21 +223,13 @@ pub trait PartitionSource<'s> {
     /// those discovered later) assigned to this worker; `frontier` is the probe of the
     /// finished output that `--max-ahead` is measured from.
     fn partition_source(
-        self,
-        source: Arc<dyn Source>,
-        config: SourceConfig,
-        counters: Arc<Counters>,
-        frontier: ProbeHandle<u64>,
+        self, source: Arc<dyn Source>, config: SourceConfig, counters: Arc<Counters>, frontier: ProbeHandle<u64>,
     ) -> SourceStreams<'s>;
 }
 
 impl<'s> PartitionSource<'s> for Scope<'s, u64> {
     fn partition_source(
-        self,
-        source: Arc<dyn Source>,
-        config: SourceConfig,
-        counters: Arc<Counters>,
-        frontier: ProbeHandle<u64>,
+        self, source: Arc<dyn Source>, config: SourceConfig, counters: Arc<Counters>, frontier: ProbeHandle<u64>,
     ) -> SourceStreams<'s> {
         let scope = self;
         let (index, peers) = (scope.index(), scope.peers());
@@ -725,9 +717,7 @@ mod tests {
 
     /// Adds `key(record, time)` of every record of `stream` to the set `set` of `out`.
     fn collect<R: 'static, T: Ord + 'static>(
-        stream: StreamVec<'_, u64, R>,
-        out: &Arc<Mutex<Emitted>>,
-        key: impl Fn(&R, u64) -> T + 'static,
+        stream: StreamVec<'_, u64, R>, out: &Arc<Mutex<Emitted>>, key: impl Fn(&R, u64) -> T + 'static,
         set: fn(&mut Emitted) -> &mut BTreeSet<T>,
     ) {
         let out = Arc::clone(out);

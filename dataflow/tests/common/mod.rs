@@ -72,9 +72,7 @@ pub fn run_engine_on(source: Arc<dyn connectors::source::Source>, output: &Path,
 
 /// Like [`run_engine_on`], returning the run's failure instead of panicking.
 pub fn try_run_engine_on(
-    source: Arc<dyn connectors::source::Source>,
-    output: &Path,
-    workers: usize,
+    source: Arc<dyn connectors::source::Source>, output: &Path, workers: usize,
 ) -> Result<RunSummary, dataflow::pipeline::RunError> {
     let store: Arc<dyn connectors::sink::TableStore> = Arc::new(LocalStore::new(output).unwrap());
     let partitions = source.partitions().expect("list the partitions");
@@ -398,9 +396,7 @@ pub fn file_list(output: &Path) -> Vec<String> {
 
 /// Waits for `child` at most `limit`; kills it and fails the test if it is still running.
 pub fn wait_at_most(
-    child: &mut std::process::Child,
-    limit: std::time::Duration,
-    what: &str,
+    child: &mut std::process::Child, limit: std::time::Duration, what: &str,
 ) -> std::process::ExitStatus {
     let start = std::time::Instant::now();
     loop {

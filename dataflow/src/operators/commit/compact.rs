@@ -39,9 +39,7 @@ pub(super) enum CompactError {
 /// Merges the committed minute files of `folder` (see the module header); returns the merged
 /// files written under their pending names and the files they replace.
 pub(super) fn merge_folder(
-    store: &dyn TableStore,
-    folder: &str,
-    rows_per_file: usize,
+    store: &dyn TableStore, folder: &str, rows_per_file: usize,
 ) -> Result<(Vec<String>, Vec<String>), CompactError> {
     use connectors::sink::tables::{decode_parquet, encode_parquet_batches};
     let mut inputs: Vec<((u64, u64), String)> = Vec::new();

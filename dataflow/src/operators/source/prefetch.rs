@@ -96,11 +96,7 @@ impl Prefetcher {
     /// `batch_bytes`, parsing messages larger than `max_message_bytes` as oversize; `wake`
     /// activates the operator.
     pub fn start(
-        partition: u32,
-        open: Open,
-        batch_bytes: usize,
-        max_message_bytes: usize,
-        idle_poll: Duration,
+        partition: u32, open: Open, batch_bytes: usize, max_message_bytes: usize, idle_poll: Duration,
         wake: Arc<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Self> {
         // The opening position takes a slot until the operator's first look.

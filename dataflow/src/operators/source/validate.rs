@@ -40,10 +40,7 @@ impl Classified {
 /// ([`connectors::parse::parse_event`], done on the partition's reading thread), and
 /// advances the partition's watermark.
 pub fn classify(
-    position: Position,
-    raw: &[u8],
-    parsed: Result<OwnedEvent, RejectReason>,
-    watermark: &mut PartitionWatermark,
+    position: Position, raw: &[u8], parsed: Result<OwnedEvent, RejectReason>, watermark: &mut PartitionWatermark,
 ) -> Classified {
     match parsed {
         Err(reason) => Classified::Rejected(RejectedRow {
