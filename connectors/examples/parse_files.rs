@@ -10,8 +10,8 @@
 
 use std::time::Instant;
 
+use connectors::files::FileSource;
 use connectors::parse::{parse_event, DEFAULT_MAX_MESSAGE_BYTES};
-use connectors::source::file::FileSource;
 use connectors::source::{MessageBatch, PollStatus, Source};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

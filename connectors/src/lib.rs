@@ -4,7 +4,9 @@
 //! - [`parse`]: validation of raw message bytes into an event or one rejection reason;
 //! - [`calendar`]: RFC 3339 timestamps, day numbers to dates, minutes per day;
 //! - [`partition`]: Kafka's default key partitioner, used by the producer;
-//! - [`source`]: partitioned message sources (the `partition-<p>.jsonl` file source);
+//! - [`source`]: what a partitioned message source is (the interface the engine reads);
+//! - [`files`]: partition files, a folder: `source.rs` (the engine's bounded input) and
+//!   `sink.rs` (the producer's folder output);
 //! - [`kafka`]: Kafka, a folder: `config.rs` (where and how to reach a topic, `--kafka-option`
 //!   values from files or the environment, shared with the producer), `source.rs` (the
 //!   partition readers: static assignment, non-blocking) and `sink.rs` (the producer's
@@ -14,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod calendar;
+pub mod files;
 pub mod http;
 pub mod kafka;
 pub mod parse;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use connectors::files::FileSource;
 use connectors::kafka::{KafkaConfig, KafkaSource};
 use connectors::sink::{commit, object, DailyRow, Table, WindowRow};
-use connectors::source::file::FileSource;
 use connectors::source::Source;
 use dataflow::config::Args;
 use dataflow::counters::Counters;

@@ -109,7 +109,7 @@ fn a_failed_worker_ends_the_library_run() {
         let (done, result) = std::sync::mpsc::channel();
         let (source, out) = (input.to_owned(), output.to_owned());
         std::thread::spawn(move || {
-            let source = std::sync::Arc::new(connectors::source::file::FileSource::new(&source));
+            let source = std::sync::Arc::new(connectors::files::FileSource::new(&source));
             let _ = done.send(common::try_run_engine_on(source, &out, workers).map(|s| s.read));
         });
         let result = result

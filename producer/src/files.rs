@@ -1,10 +1,10 @@
-//! The folder sink: `DIR/partition-<p>.jsonl`, one message per `\n`-terminated line, in
-//! arrival order per partition. It never paces: a week of events is written in seconds.
+//! Generated events into a folder of partition files (`connectors::files`), in arrival order
+//! per partition. It never paces: a week of events is written in seconds.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use connectors::files::FileSink;
 
 use crate::generator::{Generator, GeneratorConfig, Message};
 use crate::metrics::ProducerMetrics;
@@ -68,11 +68,6 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The error of a failure to `action` `path`.
-fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> ProduceError + 'p {
-    move |error| ProduceError::Io { action, path: path.to_owned(), error }
-}
-
 /// Writes the messages of `config` into `dir` (created if missing).
 pub fn write_partition_files(config: &GeneratorConfig, dir: &Path) -> Result<Summary, ProduceError> {
     write_partition_files_with(config, dir, None, &AtomicBool::new(false))
@@ -83,17 +78,11 @@ pub fn write_partition_files_with(
     config: &GeneratorConfig, dir: &Path, metrics: Option<&ProducerMetrics>, stop: &AtomicBool,
 ) -> Result<Summary, ProduceError> {
     config.validate().map_err(ProduceError::Config)?;
-    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    let paths: Vec<_> = (0..config.partitions).map(|p| dir.join(format!("partition-{p}.jsonl"))).collect();
-    let mut writers = paths
-        .iter()
-        .map(|path| File::create(path).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(io("create", path)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut files = FileSink::create(dir, config.partitions)?;
     let mut summary = Summary { per_partition: vec![0; config.partitions as usize], ..Default::default() };
     let mut batch = Vec::with_capacity(1024);
     for m in Generator::new(config.clone()) {
-        let (w, path) = (&mut writers[m.partition as usize], &paths[m.partition as usize]);
-        w.write_all(&m.payload).and_then(|()| w.write_all(b"\n")).map_err(io("write", path))?;
+        files.write(m.partition, &m.payload)?;
         summary.add(&m);
         batch.push(m);
         if batch.len() == batch.capacity() {
@@ -109,8 +98,6 @@ pub fn write_partition_files_with(
     if let Some(metrics) = metrics {
         metrics.record_sent(&batch);
     }
-    for (mut w, path) in writers.into_iter().zip(&paths) {
-        w.flush().map_err(io("write", path))?;
-    }
+    files.finish()?;
     Ok(summary)
 }

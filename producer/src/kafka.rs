@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connectors::files::FileSource;
 use connectors::kafka::{KafkaSink, SinkConfig};
-use connectors::source::file::FileSource;
 use connectors::source::{MessageBatch, PollStatus, Source};
 
 use crate::files::Summary;

@@ -22,16 +22,9 @@ pub enum ProduceError {
     /// The generator's settings are invalid (the message names the flag).
     #[error("{0}")]
     Config(String),
-    /// A file or folder cannot be created or written.
-    #[error("cannot {action} {}: {error}", path.display())]
-    Io {
-        /// What failed: `create`, `write`.
-        action: &'static str,
-        /// The file or folder.
-        path: std::path::PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
+    /// A partition file or its folder cannot be created or written.
+    #[error(transparent)]
+    Files(#[from] connectors::files::FileError),
     /// The folder to replay cannot be read.
     #[error(transparent)]
     Source(#[from] connectors::source::SourceError),

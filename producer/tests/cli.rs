@@ -24,3 +24,19 @@ fn kafka_option_values_resolve_from_env_and_files_before_the_run() {
     let ok = run(&format!("sasl.password=@file:{}", secret.display()));
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
 }
+
+#[test]
+fn an_output_folder_that_cannot_be_created_is_named_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"").unwrap();
+    let out = blocker.join("out"); // a folder under a file: cannot be created
+    let run = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["--out-dir", out.to_str().unwrap(), "--count", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{err}");
+    assert!(err.contains(&format!("error: cannot create {}: ", out.display())), "{err}");
+    assert!(err.contains("Not a directory"), "the cause is shown: {err}");
+}

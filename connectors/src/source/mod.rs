@@ -1,4 +1,4 @@
-//! Partitioned message sources: the interface every source implements, and the file source.
+//! Partitioned message sources: the interface every source implements.
 //!
 //! A source is a set of numbered partitions, each an ordered sequence of messages (raw bytes)
 //! with increasing offsets, exactly like a Kafka topic. The engine assigns partitions to
@@ -6,11 +6,9 @@
 //! `poll` returns what is available now, says when nothing is, and says when a bounded
 //! partition has ended.
 //!
-//! - [`file`](mod@file): `partition-<p>.jsonl` files, one message per `\n`-terminated line, the offset
-//!   being the 0-based line number.
+//! - [`crate::files`]: `partition-<p>.jsonl` files, one message per `\n`-terminated line, the
+//!   offset being the 0-based line number;
 //! - [`crate::kafka`]: a Kafka topic, through librdkafka.
-
-pub mod file;
 
 use crate::schema::Position;
 

@@ -169,7 +169,7 @@ pub struct SourceStreams<'s> {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use connectors::source::file::FileSource;
+/// use connectors::files::FileSource;
 /// use dataflow::counters::Counters;
 /// use dataflow::operators::source::{PartitionSource, SourceConfig};
 /// use timely::dataflow::operators::capture::{Capture, Event};
@@ -549,9 +549,9 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use connectors::files::FileSource;
     use connectors::schema::MICROS_PER_MINUTE;
     use connectors::sink::commit::ResumePoint;
-    use connectors::source::file::FileSource;
     use connectors::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
     use timely::dataflow::operators::{Inspect, Probe};
     use timely::dataflow::ProbeHandle;

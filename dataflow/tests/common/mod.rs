@@ -12,10 +12,10 @@ use arrow_array::{
     Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampMicrosecondArray,
 };
+use connectors::files::FileSource;
 use connectors::parse::{parse_event, DEFAULT_MAX_MESSAGE_BYTES};
 use connectors::sink::tables::read_parquet_dir;
 use connectors::sink::LocalStore;
-use connectors::source::file::FileSource;
 use dataflow::counters::Counters;
 use dataflow::operators::source::SourceConfig;
 use dataflow::pipeline::{run, PipelineConfig, RunSummary};

@@ -1,10 +1,6 @@
-//! The file source: a folder of `partition-<p>.jsonl` files that behaves like a Kafka topic.
-//!
-//! Partition `p` is the file `partition-<p>.jsonl`; its messages are the `\n`-terminated
-//! lines in file order (the bytes between two newlines, whatever they are: invalid UTF-8 or
-//! JSON is a message like any other), and a message's offset is its 0-based line number.
-//! A trailing line without `\n` is not yet a message (a writer may still be appending it).
-//! In bounded mode a reader stops at the file length seen when it was opened.
+//! The file source: a folder of partition files (the format is [`super`]'s) read like a
+//! Kafka topic. A trailing line without `\n` is not yet a message (a writer may still be
+//! appending it). In bounded mode a reader stops at the file length seen when it was opened.
 //!
 //! Reading: in bounded mode a poll maps a window of the file (from the first unread line,
 //! about `max_bytes` long) and the batch's messages stay where they lie in it, so a line is
@@ -18,8 +14,9 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
+use super::{partition_file, partition_of};
 use crate::schema::Position;
+use crate::source::{MessageBatch, PartitionReader, PollStatus, Source, SourceError};
 
 /// A folder of partition files.
 #[derive(Clone, Debug)]
@@ -40,7 +37,7 @@ impl FileSource {
 
     /// The file holding `partition`.
     pub fn partition_path(&self, partition: u32) -> PathBuf {
-        self.dir.join(format!("partition-{partition}.jsonl"))
+        partition_file(&self.dir, partition)
     }
 }
 
@@ -55,12 +52,8 @@ impl Source for FileSource {
         let io = |source| SourceError::Io { path: self.dir.clone(), source };
         let mut parts = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io)? {
-            let name = entry.map_err(io)?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(p) = name.strip_prefix("partition-").and_then(|r| r.strip_suffix(".jsonl")) {
-                if let Ok(p) = p.parse::<u32>() {
-                    parts.push(p);
-                }
+            if let Some(p) = partition_of(&entry.map_err(io)?.file_name().to_string_lossy()) {
+                parts.push(p);
             }
         }
         if parts.is_empty() {
