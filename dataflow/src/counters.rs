@@ -97,7 +97,7 @@ impl Counters {
 
 /// Durations (seconds) observed during a run, in memory that does not grow with the run's
 /// length: a count per tenth of a millisecond, so a run of months holds one entry per
-/// distinct value (a few thousand), not one per observation.
+/// distinct value (at most 10,000 per second of spread), not one per observation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Durations {
     counts: std::collections::BTreeMap<u64, u64>,

@@ -50,11 +50,11 @@ prometheus_install() {
   fi
 }
 
-# HTTP status of GET $1, or 000 when nothing answers.
 _prometheus_ready() { # URL: true once Prometheus answers 200 at URL/-/ready
   [ "$(_prometheus_http_status "$1/-/ready")" = 200 ]
 }
 
+# HTTP status of GET $1, or 000 when nothing answers.
 _prometheus_http_status() {
   python3 - "$1" <<'PY' 2>/dev/null || echo 000
 import sys, urllib.error, urllib.request

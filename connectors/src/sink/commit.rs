@@ -55,7 +55,9 @@
 //!    names of the partitions (hours, days) that end after the midnight *before* that one,
 //!    a day of margin, and forgets older ones ([`forget_before`]): what a run holds and a
 //!    start reads stays about two days of names, not the whole history. An hour forgotten
-//!    before it was compacted (a run without `--compact-after`) keeps its minute files.
+//!    before it was compacted keeps its minute files: a run without `--compact-after`, a
+//!    `--compact-after` of a day or more, or a restart after a crash between a fold and the
+//!    compaction of an hour it forgot (a restart compacts only the minute files it knows of).
 //!
 //! A reader therefore sees, at any instant, the files of the committed epochs (possibly all
 //! but the last epoch's renames, which are completed by the next start): never a partial file,
@@ -294,15 +296,16 @@ impl CommittedNames {
 /// Every `FOLD_EVERY` epochs the committer folds the records into a base (see [`fold`]).
 pub const FOLD_EVERY: u64 = 1000;
 
-/// The committed and replaced names of every epoch up to its own, so that a start reads one
-/// base and the records since instead of every record ever written.
+/// The committed and replaced names of the epochs up to its own that a restart could still
+/// write (see "Fold"), so that a start reads one base and the records since instead of every
+/// record ever written.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BaseRecord {
     /// Format version ([`CHECKPOINT_VERSION`]).
     pub version: u32,
     /// The last epoch folded in.
     pub epoch: u64,
-    /// Final names of every file committed up to that epoch.
+    /// Final names of the files committed up to that epoch, but those forgotten.
     pub committed: Vec<String>,
     /// Those that compaction replaced.
     pub replaced: Vec<String>,
@@ -423,7 +426,7 @@ pub fn fold(
 /// ends at or before it is never written again.
 pub fn forget_before(frontier_minute: u64) -> EventTime {
     let day = (frontier_minute / DAY_MINUTES).saturating_sub(1);
-    EventTime(i64::try_from(day).unwrap_or(i64::MAX / MICROS_PER_DAY) * MICROS_PER_DAY)
+    EventTime(i64::try_from(day).unwrap_or(i64::MAX).saturating_mul(MICROS_PER_DAY))
 }
 
 /// Checks that the checkpoint belongs to `input` (see "Input identity").

@@ -31,7 +31,8 @@
 //!   rows in the same order) and committed as an epoch of their own that replaces them (see
 //!   `connectors::sink::commit`, "Compact"). An hour's files are final once the frontier
 //!   passes its end: every row in an hour folder has a time within that hour. Minute files
-//!   committed by an earlier run are compacted too. `daily_p95` (one file a day) is not;
+//!   committed by an earlier run are compacted too, if the checkpoint still lists them
+//!   (`connectors::sink::commit`, "Fold"). `daily_p95` (one file a day) is not;
 //! - folding the commit records into a base every `--commit-fold-every` epochs;
 //! - measuring each window file's commit latency (live runs);
 //! - a store error is fatal: it is reported to the run's failure (`crate::failure`), nothing
@@ -100,7 +101,7 @@ pub struct CommitConfig {
     pub compact_after_minutes: Option<u64>,
     /// Largest number of rows in one merged file.
     pub rows_per_file: usize,
-    /// Minute files committed by earlier runs and not replaced yet.
+    /// Minute files committed by earlier runs, not replaced yet and not forgotten by a fold.
     pub uncompacted: Vec<String>,
     /// The names earlier runs committed and replaced, for folding the records.
     pub committed: Arc<CommittedNames>,

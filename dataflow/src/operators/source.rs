@@ -545,7 +545,7 @@ fn watch_partitions(source: Arc<dyn Source>, every: Duration, stop: Arc<AtomicBo
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -673,11 +673,14 @@ mod tests {
         let config = SourceConfig { partitions: source.partitions().unwrap(), ..config };
         let out = Arc::new(Mutex::new(Emitted::default()));
         let collected = Arc::clone(&out);
+        // One set of counters for the process, as `pipeline::run` has: a worker whose
+        // partitions are all idle follows the process's active partitions through them.
+        let counters = Arc::new(Counters::new());
         timely::execute(timely::Config::process(workers), move |worker| {
             let out = Arc::clone(&collected);
             worker.dataflow::<u64, _, _>(|scope| {
                 let probe = ProbeHandle::new();
-                let counters = Arc::new(Counters::new());
+                let counters = Arc::clone(&counters);
                 let streams = scope.partition_source(Arc::clone(&source), config.clone(), counters, probe.clone());
                 let o = Arc::clone(&out);
                 streams.accepted.probe_with(&probe).inspect(move |(row, time, diff)| {
@@ -735,30 +738,33 @@ mod tests {
         assert!(missing.is_empty() && extra.is_empty(), "{what}: missing {missing:?}, unexpected {extra:?}");
     }
 
-    /// A file source whose partition 1 opens only `delay` after partition 0 has been read to
-    /// its end (bounded) or caught up (live): an operator that opened partitions on the worker
-    /// thread would never read partition 0. Partition 1's reader notes when it is caught up.
+    /// A file source whose partition 1 opens only `delay` after every other partition has
+    /// been read to its end (bounded) or caught up (live): an operator that opened partitions
+    /// on the worker thread would never read the others. Each reader counts, once, when it is
+    /// first caught up.
     struct SlowOpen {
         files: FileSource,
-        first_done: Arc<AtomicBool>,
+        partitions: u32,
+        others_done: Arc<AtomicUsize>,
         delay: Duration,
-        second_done: Arc<AtomicBool>,
+        slow_done: Arc<AtomicUsize>,
     }
 
     impl SlowOpen {
-        fn new(dir: &std::path::Path, delay: Duration) -> Self {
+        fn new(dir: &std::path::Path, partitions: u32, delay: Duration) -> Self {
             SlowOpen {
                 files: FileSource::new(dir),
-                first_done: Default::default(),
+                partitions,
+                others_done: Default::default(),
                 delay,
-                second_done: Default::default(),
+                slow_done: Default::default(),
             }
         }
     }
 
     struct Watched {
         reader: Box<dyn PartitionReader>,
-        done: Arc<AtomicBool>,
+        done: Option<Arc<AtomicUsize>>,
     }
 
     impl PartitionReader for Watched {
@@ -768,7 +774,9 @@ mod tests {
         fn poll(&mut self, out: &mut MessageBatch, max_bytes: usize) -> Result<PollStatus, SourceError> {
             let status = self.reader.poll(out, max_bytes)?;
             if matches!(status, PollStatus::Ended | PollStatus::Idle) {
-                self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+                if let Some(done) = self.done.take() {
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
             }
             Ok(status)
         }
@@ -782,22 +790,22 @@ mod tests {
             self.files.identity()
         }
         fn partitions(&self) -> Result<Vec<u32>, SourceError> {
-            Ok(vec![0, 1])
+            Ok((0..self.partitions).collect())
         }
         fn open(&self, p: u32, offset: Option<u64>, bounded: bool) -> Result<Box<dyn PartitionReader>, SourceError> {
             let reader = self.files.open(p, offset, bounded)?;
-            if p == 0 {
-                return Ok(Box::new(Watched { reader, done: Arc::clone(&self.first_done) }));
+            if p != 1 {
+                return Ok(Box::new(Watched { reader, done: Some(Arc::clone(&self.others_done)) }));
             }
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !self.first_done.load(std::sync::atomic::Ordering::SeqCst) {
+            while self.others_done.load(std::sync::atomic::Ordering::SeqCst) + 1 < self.partitions as usize {
                 if std::time::Instant::now() > deadline {
-                    return Err(SourceError::Kafka(format!("partition {p}: partition 0 was never read")));
+                    return Err(SourceError::Kafka("partition 1: the other partitions were never read".into()));
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
             std::thread::sleep(self.delay);
-            Ok(Box::new(Watched { reader, done: Arc::clone(&self.second_done) }))
+            Ok(Box::new(Watched { reader, done: Some(Arc::clone(&self.slow_done)) }))
         }
     }
 
@@ -808,7 +816,7 @@ mod tests {
         let want = expected(&partitions);
         // One worker owns both partitions. Flow control would hold partition 0 back for the
         // unopened one (as it should): not what this test is about.
-        let source = SlowOpen::new(dir.path(), Duration::ZERO);
+        let source = SlowOpen::new(dir.path(), 2, Duration::ZERO);
         let (done, result) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let _ = done.send(run(1, Arc::new(source), SourceConfig { max_ahead_minutes: 1 << 40, ..config() }));
@@ -820,17 +828,18 @@ mod tests {
         same(&got.points, &want.points, "resume points");
     }
 
-    /// Live: partition 0 is read, caught up and idle long before partition 1 opens. Were a
-    /// partition still opening idle too, nothing would hold the frontier back, and partition
-    /// 1's events, older than partition 0's, would be filed late once it opened.
+    /// Live: partitions 0, 2 and 3 are read, caught up and idle long before partition 1
+    /// opens. Were a partition still opening idle too, nothing would hold the frontier back,
+    /// and partition 1's events, older than the others' last ones, would be filed late once
+    /// it opened. With two workers, partition 1 shares its worker with partition 3.
     #[test]
     fn a_partition_still_opening_never_goes_idle_under_1_and_2_workers() {
         let dir = tempfile::tempdir().unwrap();
-        let partitions = generate(dir.path(), 2, 300, 13);
+        let partitions = generate(dir.path(), 4, 300, 13);
         let want = expected(&partitions);
         for workers in [1, 2] {
-            let source = SlowOpen::new(dir.path(), Duration::from_millis(300)); // 15 idle timeouts
-            let (stop, caught_up) = (Arc::new(AtomicBool::new(false)), Arc::clone(&source.second_done));
+            let source = SlowOpen::new(dir.path(), 4, Duration::from_millis(300)); // 15 idle timeouts
+            let (stop, caught_up) = (Arc::new(AtomicBool::new(false)), Arc::clone(&source.slow_done));
             let config = SourceConfig {
                 bounded: false,
                 idle_timeout: Some(Duration::from_millis(20)),
@@ -840,7 +849,7 @@ mod tests {
             };
             // Stop once partition 1 has been read to its end, and its messages handled.
             std::thread::spawn(move || {
-                while !caught_up.load(std::sync::atomic::Ordering::SeqCst) {
+                while caught_up.load(std::sync::atomic::Ordering::SeqCst) == 0 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 std::thread::sleep(Duration::from_secs(2));
