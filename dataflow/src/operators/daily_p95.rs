@@ -9,12 +9,14 @@
 //!
 //! Exact, not approximate: the whole day's multiset is held (sorted, with multiplicities) in
 //! a differential arrangement, and `reduce` recomputes a group from it whenever it changes.
-//! Each worker contributes its part of a (day, type) as one sorted run of durations (see
-//! [`crate::runs`]), replaced at the end of every refresh period (an hour of event time by
-//! default) by the run that includes the period, so a provisional value exists, and is
-//! logged, once per period while the day is open; the reduce merges the workers' runs into
-//! the day's multiset. The final row is emitted once, when the frontier passes the day's last
-//! minute. Every run is retracted at the next midnight, so closed days leave the arrangement.
+//! The minute runs of a (day, type) are routed to one worker ([`day_key`], a fixed function,
+//! so any worker or process count routes alike), which holds the day so far as one sorted run
+//! of durations (see [`crate::runs`]), replaced at the end of every refresh period (an hour of
+//! event time by default) by the run that includes the period, so a provisional value exists,
+//! and is logged, once per period while the day is open. The reduce reads that one run in
+//! place (it merges runs only if it ever sees several). The final row is emitted once, when
+//! the frontier passes the day's last minute. Every run is retracted at the next midnight, so
+//! closed days leave the arrangement.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +25,7 @@ use connectors::schema::DeviceType;
 use connectors::sink::DailyRow;
 use differential_dataflow::collection::vec::Collection as VecCollection;
 use differential_dataflow::AsCollection;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
@@ -108,8 +110,8 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
             ((m / refresh) * refresh + refresh - 1).min((m / DAY_MINUTES) * DAY_MINUTES + DAY_MINUTES - 1)
         };
         self.inner
-            .unary_frontier(Pipeline, "DailyRuns", move |_cap, _info| {
-                // This worker's part of each (day, type) as one sorted run of duration bits:
+            .unary_frontier(Exchange::new(|(run, _, _): &(MinuteRun, u64, isize)| day_key(run.minute, run.device_type)), "DailyRuns", move |_cap, _info| {
+                // The (day, type)s routed here, each as one sorted run of duration bits:
                 // at the end of every refresh period the run so far is replaced by the run
                 // including the period (a retraction and an insertion at the period's end),
                 // and at the next midnight it is retracted, so closed days leave the reduce.
@@ -167,9 +169,15 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
             })
             .as_collection()
             .reduce_named("DailyP95", |_key: &(i32, DeviceType), runs: &[(&SharedRun<u64>, isize)], out: &mut Vec<(DailyStats, isize)>| {
-                if let Some(stats) = daily_stats(&merge(runs.iter().map(|&(r, w)| (&*r.0, w as i64)))) {
-                    out.push((stats, 1));
-                }
+                let stats = match runs {
+                    // The one run of the day so far (see the exchange above): read in place.
+                    [(run, 1)] => daily_stats(|| run.0 .0.iter().map(|&(bits, n)| (bits, n as i64))),
+                    _ => {
+                        let merged = merge(runs.iter().map(|&(r, w)| (&*r.0, w as i64)));
+                        daily_stats(|| merged.iter().copied())
+                    }
+                };
+                out.extend(stats.map(|stats| (stats, 1)));
             })
             .inner
             .unary_frontier(Pipeline, "DailyFinalize", move |_cap, _info| {
@@ -235,6 +243,13 @@ impl<'s> DailyP95<'s> for VecCollection<'s, u64, MinuteRun> {
     }
 }
 
+/// The worker-routing key of the (day, type) of an event-time minute: consecutive keys for
+/// the types of a day, so the types of a day spread over the workers. Fixed arithmetic, not a
+/// hasher that could change between builds (two processes must route a key alike).
+pub fn day_key(minute: u64, device_type: DeviceType) -> u64 {
+    (minute / DAY_MINUTES) * DeviceType::ALL.len() as u64 + device_type as u64
+}
+
 /// A day (days since 1970-01-01) as `YYYY-MM-DD`.
 fn date_string(day: i32) -> String {
     let (y, m, d) = connectors::calendar::civil_from_days(day as i64);
@@ -255,17 +270,17 @@ fn to_row(date: i32, device_type: DeviceType, s: &DailyStats) -> DailyRow {
     }
 }
 
-/// The statistics of one day's sorted durations (bits, with multiplicities), `None` below
-/// [`MIN_EVENTS`].
-fn daily_stats(vals: &[(u64, i64)]) -> Option<DailyStats> {
-    let n: i64 = vals.iter().map(|&(_, c)| c).sum();
+/// The statistics of one day's sorted durations (bits, with multiplicities, each distinct
+/// value once: `vals` gives them afresh at each call), `None` below [`MIN_EVENTS`].
+fn daily_stats<I: Iterator<Item = (u64, i64)>>(vals: impl Fn() -> I) -> Option<DailyStats> {
+    let xs = || vals().map(|(b, c)| (f64::from_bits(b), c));
+    let (mut n, mut sum) = (0i64, Sum::default());
+    for (x, c) in xs() {
+        n += c;
+        sum.add_n(x, c);
+    }
     if n < MIN_EVENTS {
         return None;
-    }
-    let xs = || vals.iter().map(|&(b, c)| (f64::from_bits(b), c));
-    let mut sum = Sum::default();
-    for (x, c) in xs() {
-        sum.add_n(x, c);
     }
     let mean = sum.value() / n as f64;
     let mut squares = Sum::default();
@@ -328,6 +343,39 @@ mod tests {
             }
         }
         (runs, days)
+    }
+
+    #[test]
+    fn a_day_read_in_place_or_merged_from_any_split_gives_the_same_bits() {
+        let (runs, days) = input(3);
+        for (&(day, ty), _) in days.iter().filter(|(_, xs)| xs.len() as i64 >= MIN_EVENTS) {
+            let minutes: Vec<Run<u64>> = runs
+                .iter()
+                .filter(|(r, _)| (r.minute / DAY_MINUTES) as i32 == day && r.device_type == ty)
+                .map(|(r, _)| r.values.project(|(d, _)| d))
+                .collect();
+            let whole: Vec<(u64, i64)> = merge(minutes.iter().map(|r| (r, 1)));
+            let one_run = Run(whole.iter().map(|&(b, n)| (b, n as u64)).collect());
+            let in_place = daily_stats(|| one_run.0.iter().map(|&(b, n)| (b, n as i64)));
+            // Split as two workers would hold it, with a stale run retracted against itself.
+            let (odd, even): (Vec<_>, Vec<_>) = minutes.iter().enumerate().partition(|(i, _)| i % 2 == 1);
+            let half = |part: Vec<(usize, &Run<u64>)>| -> Run<u64> {
+                Run(merge(part.into_iter().map(|(_, r)| (r, 1))).into_iter().map(|(b, n)| (b, n as u64)).collect())
+            };
+            let (a, b) = (half(odd), half(even));
+            let merged = merge([(&a, 1), (&b, 1), (&a, 1), (&a, -1)]);
+            assert_eq!(in_place, daily_stats(|| merged.iter().copied()), "{day} {ty}");
+            assert!(in_place.is_some());
+        }
+    }
+
+    #[test]
+    fn the_routing_key_is_pinned() {
+        // Known vectors: a change here routes a day to another worker than older builds did.
+        let minute = 20_395 * DAY_MINUTES + 17;
+        assert_eq!(day_key(minute, DeviceType::Temperature), 101_975);
+        assert_eq!(day_key(minute, DeviceType::Light), 101_979);
+        assert_eq!(day_key(minute + DAY_MINUTES, DeviceType::Temperature), 101_980);
     }
 
     fn close(a: f64, b: f64) -> bool {
