@@ -2,10 +2,13 @@
 //! Kafka topic. A trailing line without `\n` is not yet a message (a writer may still be
 //! appending it). In bounded mode a reader stops at the file length seen when it was opened.
 //!
-//! Reading: in bounded mode a poll maps a window of the file (from the first unread line,
-//! about `max_bytes` long) and the batch's messages stay where they lie in it, so a line is
-//! never copied (neither from the page cache nor out of a read buffer); the window is unmapped
-//! when the batch is cleared or dropped. A bounded run expects complete files: truncating a
+//! Reading: in bounded mode the reader maps a window of the file ([`MAP_BYTES`], from the
+//! first unread line) and each poll hands out about `max_bytes` of its complete lines, which
+//! stay where they lie in it, so a line is never copied (neither from the page cache nor out
+//! of a read buffer). The batches taken from one window share it; it is unmapped once the
+//! reader has moved past it and every batch holding it is cleared or dropped. One window for
+//! several batches keeps unmaps rare: each one makes the kernel interrupt every other core
+//! the process runs on to flush its TLB. A bounded run expects complete files: truncating a
 //! file under it ends the process (SIGBUS), it never reads altered bytes silently. In live
 //! mode the file may still grow, so lines are read through a buffer and copied into the batch.
 
@@ -13,6 +16,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{partition_file, partition_of};
 use crate::schema::Position;
@@ -79,6 +83,7 @@ impl Source for FileSource {
             limit,
             line: Vec::new(),
             ends: Vec::new(),
+            window: None,
         };
         // Skip to the requested line (a restart resumes mid-file).
         while reader.offset < offset.unwrap_or(0) {
@@ -113,10 +118,15 @@ struct FileReader {
     line: Vec<u8>,
     /// The line ends found in a mapped window (kept to reuse the allocation).
     ends: Vec<usize>,
+    /// In bounded mode, the window the next lines are taken from, and its offset in the file.
+    window: Option<(Arc<memmap2::Mmap>, u64)>,
 }
 
 /// Mapped windows start at a multiple of this, which is a multiple of every page size in use.
 const WINDOW_ALIGN: u64 = 64 << 10;
+
+/// The length of a mapped window (less at the end of the file, more for a longer line).
+pub const MAP_BYTES: u64 = 2 << 20;
 
 /// Maps `range` of `file` read-only.
 #[allow(unsafe_code)]
@@ -131,28 +141,41 @@ fn map_window(file: &File, range: Range<u64>) -> std::io::Result<memmap2::Mmap> 
 }
 
 impl FileReader {
-    /// A bounded poll: maps the next window and takes its complete lines (see the header).
+    /// A bounded poll: takes the next complete lines, about `max_bytes` of them, from the
+    /// current window, mapping the next one where it has none left (see the header).
     fn poll_mapped(&mut self, out: &mut MessageBatch, max_bytes: usize, limit: u64) -> Result<PollStatus, SourceError> {
         if self.consumed >= limit {
+            self.window = None;
             return Ok(PollStatus::Ended);
         }
-        let base = self.consumed - self.consumed % WINDOW_ALIGN;
-        let skip = (self.consumed - base) as usize;
-        let mut want = max_bytes.max(1) as u64;
-        // Widen the window until it holds a whole line (a line may be longer than `max_bytes`).
-        let (window, end) = loop {
-            let len = (skip as u64 + want).min(limit - base);
-            let window = map_window(self.reader.get_ref(), base..base + len)
-                .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
-            match memchr::memrchr(b'\n', &window[skip..]) {
-                Some(i) => break (window, skip + i + 1),
-                None if base + len == limit => {
+        let want = max_bytes.max(1);
+        let mut map_len = MAP_BYTES;
+        let (window, base, skip, end) = loop {
+            if let Some((window, base)) = &self.window {
+                let skip = (self.consumed - base) as usize;
+                let stop = (skip + want).min(window.len());
+                // The last line end within `want` bytes, or the first one after (a line
+                // longer than `max_bytes`).
+                let found = memchr::memrchr(b'\n', &window[skip..stop])
+                    .map(|i| skip + i + 1)
+                    .or_else(|| memchr::memchr(b'\n', &window[stop..]).map(|i| stop + i + 1));
+                if let Some(end) = found {
+                    break (Arc::clone(window), *base, skip, end);
+                }
+                if base + window.len() as u64 == limit {
                     // The file ends without `\n`: the fragment is not a message.
                     self.consumed = limit;
+                    self.window = None;
                     return Ok(PollStatus::Ended);
                 }
-                None => want *= 2,
+                // No line end left in this window: the next one, wider if a line is longer.
+                map_len = map_len.max(2 * (window.len() - skip) as u64);
             }
+            let base = self.consumed - self.consumed % WINDOW_ALIGN;
+            let len = (self.consumed - base + map_len).min(limit - base);
+            let window = map_window(self.reader.get_ref(), base..base + len)
+                .map_err(|source| SourceError::Io { path: self.path.clone(), source })?;
+            self.window = Some((Arc::new(window), base));
         };
         self.ends.clear();
         self.ends.extend(memchr::memchr_iter(b'\n', &window[skip..end]).map(|i| skip + i));
@@ -162,9 +185,9 @@ impl FileReader {
             *start = newline + 1;
             Some((Position { partition, offset }, line))
         });
-        // An empty batch takes the window; one that already holds messages gets copies.
+        // An empty batch shares the window; one that already holds messages gets copies.
         if out.is_empty() {
-            out.set_mapped(window);
+            out.set_mapped(Arc::clone(&window));
             lines.for_each(|(position, line)| out.push_mapped(position, line));
         } else {
             lines.for_each(|(position, line)| out.push(position, &window[line]));
@@ -279,6 +302,39 @@ mod tests {
                 assert_eq!((offset, bytes), ((i + 3) as u64, lines[i + 3].as_bytes()), "max_bytes {max_bytes}");
             }
             assert_eq!(batch.payload_bytes(), lines[3..].iter().map(String::len).sum::<usize>());
+        }
+    }
+
+    #[test]
+    fn lines_across_mapped_windows_and_longer_than_one_are_read_whole_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // About 2.5 windows of lines of varied lengths, one line longer than a window among
+        // them, and a trailing fragment that is not a message.
+        let mut lines: Vec<Vec<u8>> =
+            (0..60_000).map(|i: usize| format!("{i}:{}", "y".repeat(i * 7 % 151)).into_bytes()).collect();
+        lines.insert(20_000, vec![b'z'; MAP_BYTES as usize + 12_345]);
+        let mut file = lines.join(&b'\n');
+        file.extend_from_slice(b"\nfragment");
+        assert!(file.len() as u64 > 2 * MAP_BYTES);
+        std::fs::write(dir.path().join("partition-0.jsonl"), &file).unwrap();
+        let src = FileSource::new(dir.path());
+        for max_bytes in [1, 5_000, 256 << 10, 4 << 20] {
+            let mut r = src.open(0, Some(0), true).unwrap();
+            let mut batches = Vec::new();
+            loop {
+                let mut batch = MessageBatch::default();
+                let status = r.poll(&mut batch, max_bytes).unwrap();
+                batches.push(batch); // held: batches of one window share it
+                if status == PollStatus::Ended {
+                    break;
+                }
+            }
+            let got: Vec<(u64, &[u8])> = batches.iter().flat_map(|b| b.iter().map(|(p, m)| (p.offset, m))).collect();
+            assert_eq!(got.len(), lines.len(), "max_bytes {max_bytes}");
+            for (i, (offset, bytes)) in got.into_iter().enumerate() {
+                assert!(offset == i as u64 && bytes == &lines[i][..], "max_bytes {max_bytes}, line {i}");
+            }
+            assert_eq!(r.position(), lines.len() as u64);
         }
     }
 

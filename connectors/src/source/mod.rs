@@ -31,8 +31,9 @@ pub enum PollStatus {
 pub struct MessageBatch {
     /// Message bytes copied in, back to back.
     bytes: Vec<u8>,
-    /// A mapped window of a file the messages lie in, if they are not copied.
-    mapped: Option<memmap2::Mmap>,
+    /// A mapped window of a file the messages lie in, if they are not copied (shared with
+    /// the reader and the other batches taken from the same window).
+    mapped: Option<std::sync::Arc<memmap2::Mmap>>,
     /// For each message: where it came from and its byte range in [`MessageBatch::data`].
     messages: Vec<(Position, usize, usize)>,
     /// Payload bytes of all messages.
@@ -49,7 +50,7 @@ impl MessageBatch {
             ..Default::default()
         }
     }
-    /// Removes every message (and unmaps the window), keeping the allocations.
+    /// Removes every message (and lets go of the window), keeping the allocations.
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.mapped = None;
@@ -73,7 +74,7 @@ impl MessageBatch {
         self.payload_bytes += payload.len();
     }
     /// Makes an empty batch hold messages that lie in `window` (see [`Self::push_mapped`]).
-    pub fn set_mapped(&mut self, window: memmap2::Mmap) {
+    pub fn set_mapped(&mut self, window: std::sync::Arc<memmap2::Mmap>) {
         assert!(self.is_empty(), "only an empty batch can take a mapped window");
         self.mapped = Some(window);
     }
@@ -86,7 +87,7 @@ impl MessageBatch {
     }
     /// The bytes the messages lie in.
     fn data(&self) -> &[u8] {
-        self.mapped.as_deref().unwrap_or(&self.bytes)
+        self.mapped.as_deref().map_or(&self.bytes[..], |window| &window[..])
     }
     /// The messages in order, with their positions.
     pub fn iter(&self) -> impl Iterator<Item = (Position, &[u8])> {
