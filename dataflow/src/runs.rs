@@ -4,7 +4,8 @@
 //! its multiplicity. Dedup hands the aggregates one run per (event-time minute, device
 //! type) per worker ([`MinuteRun`]); the window and daily operators feed runs, not events,
 //! to differential's `reduce`, which sees every run of a key and [`merge`]s them back into
-//! the one sorted multiset the statistics are defined on. The merged multiset, and so every
+//! the one sorted multiset the statistics are defined on (the daily operator gathers a day's
+//! runs on one worker first, so its reduce usually sees one run and reads it in place). The merged multiset, and so every
 //! statistic computed from it, does not depend on how the events were split into runs, which
 //! is what keeps the results bit-identical for any worker or process count.
 
@@ -60,7 +61,7 @@ impl<T: Ord + Copy> Run<T> {
 }
 
 /// A run held in several places at once without copies: cloning it counts a reference. The
-/// daily p95 keeps each worker's day so far as one and hands the same run to the reduce's
+/// daily p95 keeps each (day, type)'s day so far as one and hands the same run to the reduce's
 /// arrangement (a day of durations held once, not twice). Exchanged between processes as
 /// the run itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
