@@ -4,12 +4,16 @@
 
 use std::process::Command;
 
+/// The tests run at once: each producer serves its metrics on a port of its own.
+const METRICS_ANY_PORT: [&str; 2] = ["--metrics-addr", "127.0.0.1:0"];
+
 #[test]
 fn kafka_option_values_resolve_from_env_and_files_before_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = |option: &str| {
         Command::new(env!("CARGO_BIN_EXE_producer"))
             .args(["--out-dir", dir.path().join("out").to_str().unwrap(), "--count", "3", "--kafka-option", option])
+            .args(METRICS_ANY_PORT)
             .output()
             .unwrap()
     };
@@ -33,6 +37,7 @@ fn an_output_folder_that_cannot_be_created_is_named_with_the_cause() {
     let out = blocker.join("out"); // a folder under a file: cannot be created
     let run = Command::new(env!("CARGO_BIN_EXE_producer"))
         .args(["--out-dir", out.to_str().unwrap(), "--count", "3"])
+        .args(METRICS_ANY_PORT)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
