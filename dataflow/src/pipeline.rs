@@ -124,7 +124,6 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
         max_bytes: config.commit_max_bytes,
         compact_after_minutes: config.compact_after_minutes,
         rows_per_file: config.rows_per_file,
-        uncompacted: config.committed.committed.difference(&config.committed.replaced).cloned().collect(),
         committed: Arc::clone(&config.committed),
         fold_every: config.fold_every,
         stop: Arc::clone(&config.source_config.stop),

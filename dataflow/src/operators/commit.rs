@@ -101,9 +101,8 @@ pub struct CommitConfig {
     pub compact_after_minutes: Option<u64>,
     /// Largest number of rows in one merged file.
     pub rows_per_file: usize,
-    /// Minute files committed by earlier runs, not replaced yet and not forgotten by a fold.
-    pub uncompacted: Vec<String>,
-    /// The names earlier runs committed and replaced, for folding the records.
+    /// The names earlier runs committed and replaced, for folding the records (and, those
+    /// not replaced yet, the minute files still to compact).
     pub committed: Arc<CommittedNames>,
     /// Fold the records into a base every this many epochs (`connectors::sink::commit::fold`).
     pub fold_every: u64,
@@ -144,7 +143,6 @@ pub struct CommitConfig {
 ///     counters: Arc::new(Counters::new()),
 ///     compact_after_minutes: None,
 ///     rows_per_file: 1_000_000,
-///     uncompacted: Vec::new(),
 ///     committed: Default::default(),
 ///     fold_every: 100,
 ///     stop: Default::default(),
@@ -294,7 +292,10 @@ fn commit_all(config: &CommitConfig, queue: Receiver<CommitRecord>) -> Result<()
         }
     };
     if config.compact_after_minutes.is_some() {
-        note_minute_files(&config.uncompacted, &mut to_compact);
+        // Minute files committed by earlier runs, not replaced yet and not forgotten by a fold.
+        let earlier = &config.committed;
+        let uncompacted: Vec<String> = earlier.committed.difference(&earlier.replaced).cloned().collect();
+        note_minute_files(&uncompacted, &mut to_compact);
     }
     while let Ok(mut record) = queue.recv() {
         // Records decided while the previous commit was being written are committed as one
@@ -415,7 +416,6 @@ mod tests {
                 counters: Arc::new(Counters::new()),
                 compact_after_minutes: None,
                 rows_per_file: 1000,
-                uncompacted: Vec::new(),
                 committed: Default::default(),
                 fold_every,
                 stop: Default::default(),
