@@ -6,7 +6,10 @@
 use crate::schema::{EventTime, MICROS_PER_SECOND};
 
 /// Minutes in a day: the engine's timestamps are event-time minutes, a day is this many.
-pub const DAY_MINUTES: u64 = 24 * 60;
+pub const DAY_MINUTES: u64 = 24 * HOUR_MINUTES;
+
+/// Minutes in an hour (the period of the hourly tables' folders).
+pub const HOUR_MINUTES: u64 = 60;
 
 /// Parses an RFC 3339 date-time (`2025-11-08T18:23:45.123Z`, 0-9 fraction digits, `Z` or a
 /// `±HH:MM` offset, `T`, `t` or a space between date and time) into microseconds since the

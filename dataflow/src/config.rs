@@ -145,7 +145,8 @@ pub struct Args {
     #[arg(long, env = "ROWS_PER_FILE", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rows_per_file: u64,
 
-    /// Flow control: how far (event time) a partition may be read ahead of the finished output.
+    /// Flow control: how far (event time) a partition may be read ahead of the finished output
+    /// (the slowest partition, and the end of the hour after the oldest one still being stored).
     /// Smaller bounds memory more tightly; larger lets quick partitions run further ahead.
     /// The default, an hour, holds an hour of events per worker waiting for the slowest
     /// partition (3h cost ~20 MB more on the week benchmark and was no faster).

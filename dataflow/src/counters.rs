@@ -66,6 +66,10 @@ pub struct Counters {
     pub watermark_micros: AtomicI64,
     /// The first fatal failure of an operator (see [`crate::failure`]).
     pub failure: Failure,
+    /// The dataflow times of the jobs the sinks of this process have sent to their writing
+    /// threads and that are not stored yet, with how many at each time: the source's flow
+    /// control reads the oldest (see [`crate::operators::source`]).
+    writing: std::sync::Mutex<std::collections::BTreeMap<u64, usize>>,
 }
 
 impl Counters {
@@ -79,6 +83,25 @@ impl Counters {
     pub fn add_rejected(&self, reason: RejectReason, n: u64) {
         let i = RejectReason::ALL.iter().position(|r| *r == reason).expect("reason is in ALL");
         self.rejected[i].fetch_add(n, Relaxed);
+    }
+    /// A sink sent a job of rows at dataflow time `time` to its writing thread.
+    pub fn writing_started(&self, time: u64) {
+        *self.writing.lock().unwrap_or_else(|e| e.into_inner()).entry(time).or_default() += 1;
+    }
+    /// A job that [`Counters::writing_started`] announced at `time` is stored.
+    pub fn writing_done(&self, time: u64) {
+        let mut writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        if let std::collections::btree_map::Entry::Occupied(mut jobs) = writing.entry(time) {
+            *jobs.get_mut() -= 1;
+            if *jobs.get() == 0 {
+                jobs.remove();
+            }
+        }
+    }
+    /// The least time of the jobs sinks have sent to their writing threads and that are not
+    /// stored yet (`None`: all stored).
+    pub fn oldest_writing(&self) -> Option<u64> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner()).keys().next().copied()
     }
     /// Total rejected messages.
     pub fn rejected_total(&self) -> u64 {

@@ -105,8 +105,16 @@ impl SinkConfig {
     }
 }
 
-/// A set of rows to write as one folder's files: `(folder, name prefix, digits, rows)`.
-type Job<R> = (String, String, usize, Vec<Vec<R>>);
+/// A set of rows to write as one folder's files.
+struct Job<R> {
+    folder: String,
+    /// File names are `<prefix>` and a number of `digits` digits.
+    prefix: String,
+    digits: usize,
+    rows: Vec<Vec<R>>,
+    /// The dataflow time of the capability the job's files are reported under.
+    time: u64,
+}
 
 /// What the writing thread reports per job: each file's final name and size.
 type JobNotes = Vec<(String, u64)>;
@@ -124,13 +132,15 @@ fn start_writer<R: Table + Send + 'static>(
     std::thread::Builder::new()
         .name(format!("write-{}", R::NAME))
         .spawn(move || {
-            for (folder, prefix, digits, containers) in job_queue {
+            for job in job_queue {
                 let mut notes = Vec::new();
-                if let Err(fatal) = config.write(&folder, &prefix, digits, &containers, &mut notes) {
+                if let Err(fatal) = config.write(&job.folder, &job.prefix, job.digits, &job.rows, &mut notes) {
                     // The job's capability stays held by the operator: nothing after the
                     // failed file is committed (see `crate::failure`).
                     return config.counters.failure.fail(fatal);
                 }
+                drop(job.rows);
+                config.counters.writing_done(job.time);
                 if done.send(notes).is_err() {
                     return;
                 }
@@ -251,6 +261,9 @@ where
                     }
                 }
                 let mut to_write: Vec<Job<R>> = Vec::new();
+                // Jobs are reported under the held capability (rows are buffered only under
+                // one, so every job has it).
+                let time = held.as_ref().map_or(0, |cap| *cap.time());
                 if config.live || (done && config.stop.load(Relaxed)) {
                     // Every time the frontier has passed, as one set of minute files.
                     let limit = if done && !config.stop.load(Relaxed) { u64::MAX } else { last_frontier };
@@ -266,7 +279,8 @@ where
                             }
                         }
                         for (t, rows) in ready {
-                            to_write.push((folder(*key), format!("{LIVE_PREFIX}{t}-"), 3, rows));
+                            let prefix = format!("{LIVE_PREFIX}{t}-");
+                            to_write.push(Job { folder: folder(*key), prefix, digits: 3, rows, time });
                         }
                     }
                     buffered.retain(|_, c| !c.is_empty());
@@ -282,18 +296,19 @@ where
                         }
                         let key = *entry.key();
                         let containers = entry.remove();
-                        to_write.push((
-                            folder(key),
-                            "part-".to_owned(),
-                            5,
-                            containers.into_iter().map(|(_, rows)| rows).collect(),
-                        ));
+                        to_write.push(Job {
+                            folder: folder(key),
+                            prefix: "part-".to_owned(),
+                            digits: 5,
+                            rows: containers.into_iter().map(|(_, rows)| rows).collect(),
+                            time,
+                        });
                     }
                 }
                 for job in to_write {
-                    // Rows are buffered only under a held capability, so every job has one.
                     let cap = held.as_ref().expect("buffered rows have a held capability");
                     in_flight.push_back(cap.clone());
+                    config.counters.writing_started(job.time);
                     // Refused only once the writing thread has failed: the job's capability
                     // then stays held, and the failure ends the process.
                     let _ = jobs.send(job);
@@ -424,6 +439,82 @@ mod tests {
                     assert!(time <= least, "live {live}, -w {workers}: {name} reported at {time}, after its rows");
                     assert!(live_file(name).is_some() == live);
                 }
+            }
+        }
+    }
+
+    /// A store that notes, at each file it stores, the oldest job the process's writing
+    /// threads have not finished ([`Counters::oldest_writing`]).
+    struct Watching {
+        inner: LocalStore,
+        counters: Arc<Counters>,
+        seen: std::sync::Mutex<Vec<(String, Option<u64>)>>,
+    }
+
+    impl TableStore for Watching {
+        fn put(&self, path: &str, bytes: &[u8]) -> Result<(), connectors::sink::StoreError> {
+            self.seen.lock().unwrap().push((path.to_owned(), self.counters.oldest_writing()));
+            self.inner.put(path, bytes)
+        }
+        fn get(&self, path: &str) -> Result<Option<Vec<u8>>, connectors::sink::StoreError> {
+            self.inner.get(path)
+        }
+        fn rename(&self, from: &str, to: &str) -> Result<(), connectors::sink::StoreError> {
+            self.inner.rename(from, to)
+        }
+        fn delete(&self, path: &str) -> Result<(), connectors::sink::StoreError> {
+            self.inner.delete(path)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>, connectors::sink::StoreError> {
+            self.inner.list(prefix)
+        }
+        fn exists(&self, path: &str) -> Result<bool, connectors::sink::StoreError> {
+            self.inner.exists(path)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// While a file is stored its job counts as being written, at a time no later than its
+    /// rows (what the source's flow control reads); once every file is stored, none does.
+    #[test]
+    fn a_job_counts_as_being_written_until_its_files_are_stored_under_1_and_2_workers() {
+        for live in [false, true] {
+            let input = rows(5);
+            let want = expected(&input, live);
+            for workers in [1, 2] {
+                let dir = tempfile::tempdir().unwrap();
+                let counters = Arc::new(Counters::new());
+                let store = Arc::new(Watching {
+                    inner: LocalStore::new(dir.path()).unwrap(),
+                    counters: Arc::clone(&counters),
+                    seen: Default::default(),
+                });
+                let config = SinkConfig {
+                    store: Arc::clone(&store) as Arc<dyn TableStore>,
+                    rows_per_file: ROWS_PER_FILE,
+                    counters: Arc::clone(&counters),
+                    live,
+                    stop: Default::default(),
+                    committed: Default::default(),
+                };
+                drive_stream(workers, input.clone(), move |rows| rows.write_table(config.clone()));
+                let seen = std::mem::take(&mut *store.seen.lock().unwrap());
+                assert_eq!(seen.len(), want.len(), "live {live}, -w {workers}: every file stored once");
+                for (path, oldest) in seen {
+                    let name = path.replace("/_", "/").replace(".pending", "");
+                    let least = want[&name].1;
+                    assert!(
+                        oldest.is_some_and(|t| t <= least),
+                        "live {live}, -w {workers}: {name} (rows from minute {least}) stored while the oldest job written was {oldest:?}"
+                    );
+                }
+                assert_eq!(
+                    counters.oldest_writing(),
+                    None,
+                    "live {live}, -w {workers}: a job still counts as being written"
+                );
             }
         }
     }

@@ -52,7 +52,14 @@
 //! operator would buffer its output until the slowest partition's watermark arrives; with it,
 //! memory is bounded by that many minutes of events. The partition that holds the frontier
 //! back is never throttled, so this cannot deadlock, and it changes only when messages are
-//! read, never what is computed.
+//! read, never what is computed. Output is finished once it is stored, too: the sinks hand
+//! whole hours of rows to their writing threads, and a writing thread that falls behind (a
+//! slow store, or a core shared by more threads than it can run) would otherwise gather hour
+//! after hour of rows in memory. So a partition is not read either while its watermark is
+//! more than `max_ahead_minutes` past the end of the hour after the oldest job still being
+//! written ([`Counters::oldest_writing`]): one hour written and the next queued behind it
+//! never slow reading, more do. Those writes finish without the dataflow, so this cannot
+//! deadlock either.
 //!
 //! Mechanics: each activation reads at most a bounded number of bytes per partition and
 //! re-activates itself while there is more, so it never blocks the worker. A reader that can
@@ -69,6 +76,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use connectors::calendar::HOUR_MINUTES;
 use connectors::schema::{EventRow, LateRow, RejectedRow};
 use connectors::schema::{EventTime, MICROS_PER_MINUTE};
 use connectors::sink::commit::ResumePoint;
@@ -339,6 +347,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 let mut idle = false;
                 let mut throttled = false;
                 let least = frontier.with_frontier(|f| f.first().copied());
+                // The end of the hour after the oldest job still being written (see the
+                // module header).
+                let writing_end = counters.oldest_writing().map(|t| t + 2 * HOUR_MINUTES);
                 let mut accepted_out = accepted_out.activate();
                 let mut late_out = late_out.activate();
                 let mut rejected_out = rejected_out.activate();
@@ -352,8 +363,10 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                     if let Some(start) = part.start.take() {
                         points.push((start.minute.max(floor), (part.reader.partition(), start)));
                     }
-                    if let (Some(least), Some(w)) = (least, part.watermark.watermark()) {
-                        if EventTime(w.micros().max(0)).minute() > least + config.max_ahead_minutes {
+                    if let Some(w) = part.watermark.watermark() {
+                        let minute = EventTime(w.micros().max(0)).minute();
+                        let ahead_of = |finished: Option<u64>| finished.is_some_and(|f| minute > f + config.max_ahead_minutes);
+                        if ahead_of(least) || ahead_of(writing_end) {
                             throttled = true;
                             continue;
                         }
@@ -544,11 +557,12 @@ fn watch_partitions(source: Arc<dyn Source>, every: Duration, stop: Arc<AtomicBo
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::atomic::{AtomicBool, AtomicUsize};
     use std::sync::{Arc, Mutex};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
+    use connectors::calendar::HOUR_MINUTES;
     use connectors::files::FileSource;
     use connectors::schema::MICROS_PER_MINUTE;
     use connectors::sink::commit::ResumePoint;
@@ -670,12 +684,16 @@ mod tests {
 
     /// Runs the source operator alone over `source` with `workers` workers.
     fn run(workers: usize, source: Arc<dyn Source>, config: SourceConfig) -> Emitted {
+        run_with(workers, source, config, Arc::new(Counters::new()))
+    }
+
+    /// [`run`] with the process's `counters` given.
+    fn run_with(workers: usize, source: Arc<dyn Source>, config: SourceConfig, counters: Arc<Counters>) -> Emitted {
         let config = SourceConfig { partitions: source.partitions().unwrap(), ..config };
         let out = Arc::new(Mutex::new(Emitted::default()));
         let collected = Arc::clone(&out);
         // One set of counters for the process, as `pipeline::run` has: a worker whose
         // partitions are all idle follows the process's active partitions through them.
-        let counters = Arc::new(Counters::new());
         timely::execute(timely::Config::process(workers), move |worker| {
             let out = Arc::clone(&collected);
             worker.dataflow::<u64, _, _>(|scope| {
@@ -715,6 +733,53 @@ mod tests {
             same(&got.late, &want.late, &format!("-w {workers}: late"));
             same(&got.rejected, &want.rejected, &format!("-w {workers}: rejected"));
             same(&got.points, &want.points, &format!("-w {workers}: resume points"));
+        }
+    }
+
+    /// A sink's writing thread holds a job of the first minute (as a slow store would): every
+    /// partition reads until its watermark is `max_ahead` past the end of the hour after that
+    /// job's, and no further, until the job is stored; then the run reads everything, as the
+    /// lateness rule says.
+    #[test]
+    fn reading_waits_for_writes_more_than_two_hours_behind_under_1_and_2_workers() {
+        let dir = tempfile::tempdir().unwrap();
+        let partitions = generate(dir.path(), 3, 2_000, 17);
+        let want = expected(&partitions);
+        let first = partitions.iter().flatten().flatten().map(|&t| (t / MICROS_PER_MINUTE) as u64).min().unwrap();
+        let last = partitions.iter().flatten().flatten().map(|&t| (t / MICROS_PER_MINUTE) as u64).max().unwrap();
+        let bound = first + 2 * HOUR_MINUTES + config().max_ahead_minutes;
+        assert!(last > bound + 60, "the input goes well past where reading must wait");
+        for workers in [1, 2] {
+            let counters = Arc::new(Counters::new());
+            counters.writing_started(first);
+            // Waits until no watermark has moved for 300 ms, takes the least, and stores the job.
+            let watcher = {
+                let counters = Arc::clone(&counters);
+                std::thread::spawn(move || {
+                    let (mut seen, mut since, began) = (BTreeMap::new(), Instant::now(), Instant::now());
+                    loop {
+                        assert!(began.elapsed() < Duration::from_secs(30), "reading never stopped");
+                        let marks = counters.partition_watermarks.lock().unwrap().clone();
+                        if marks != seen {
+                            (seen, since) = (marks, Instant::now());
+                        } else if seen.len() == 3 && since.elapsed() > Duration::from_millis(300) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    counters.writing_done(first);
+                    seen.values().map(|&w| (w / MICROS_PER_MINUTE) as u64).min().unwrap()
+                })
+            };
+            let got = run_with(workers, Arc::new(FileSource::new(dir.path())), config(), counters);
+            let stalled_at = watcher.join().expect("the watcher saw reading stop");
+            assert!(
+                stalled_at > bound && stalled_at <= bound + 10,
+                "-w {workers}: reading stopped at minute {stalled_at}, not just past {bound}"
+            );
+            same(&got.accepted, &want.accepted, &format!("-w {workers}: accepted"));
+            same(&got.late, &want.late, &format!("-w {workers}: late"));
+            same(&got.rejected, &want.rejected, &format!("-w {workers}: rejected"));
         }
     }
 
