@@ -110,7 +110,7 @@ enum Part<'a, T> {
     Merged(Vec<(T, i64)>),
 }
 
-impl<T: Copy> Part<'_, T> {
+impl<T: Ord + Copy> Part<'_, T> {
     fn len(&self) -> usize {
         match self {
             Part::Run(r, _) => r.len(),
@@ -124,12 +124,73 @@ impl<T: Copy> Part<'_, T> {
             Part::Merged(v) => v[i],
         }
     }
+    #[inline]
+    fn value(&self, i: usize) -> T {
+        match self {
+            Part::Run(r, _) => r[i].0,
+            Part::Merged(v) => v[i].0,
+        }
+    }
+    /// Appends the values at `range`, weighted.
+    fn extend_into(&self, out: &mut Vec<(T, i64)>, range: std::ops::Range<usize>) {
+        match self {
+            Part::Run(r, w) => out.extend(r[range].iter().map(|&(v, n)| (v, n as i64 * w))),
+            Part::Merged(v) => out.extend_from_slice(&v[range]),
+        }
+    }
+    /// The first position at or after `from` whose value is not less than `x` (or the
+    /// length): steps of 1, 2, 4, … from `from`, then a binary search within the last step.
+    fn seek(&self, from: usize, x: &T) -> usize {
+        let below = |i: usize| self.value(i) < *x;
+        let (mut lo, mut step) = (from, 1);
+        while lo + step <= self.len() && below(lo + step - 1) {
+            lo += step;
+            step *= 2;
+        }
+        let hi = (lo + step).min(self.len());
+        // Everything before `lo` is below `x`; the answer is in `lo..=hi`.
+        let (mut lo, mut hi) = (lo, hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
 }
 
+/// How much longer than the other a part must be for [`merge_two`] to copy it in segments.
+const GALLOP_RATIO: usize = 8;
+
 /// Two sorted sequences of distinct values as one, multiplicities of equal values added.
+/// Parts of similar lengths are merged value by value. A part many times longer than the
+/// other (a day so far meeting an hour) is copied in segments instead: the position of each
+/// of the shorter part's values in it is found by a search that gallops from the last one,
+/// and the values between are copied without comparisons.
 fn merge_two<T: Ord + Copy>(a: &Part<'_, T>, b: &Part<'_, T>) -> Vec<(T, i64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    if long.len() >= GALLOP_RATIO * short.len() {
+        let mut i = 0;
+        for j in 0..short.len() {
+            let y = short.get(j);
+            let k = long.seek(i, &y.0);
+            long.extend_into(&mut out, i..k);
+            i = k;
+            if i < long.len() && long.value(i) == y.0 {
+                out.push((y.0, long.get(i).1 + y.1));
+                i += 1;
+            } else {
+                out.push(y);
+            }
+        }
+        long.extend_into(&mut out, i..long.len());
+        return out;
+    }
     let (n, m) = (a.len(), b.len());
-    let mut out = Vec::with_capacity(n + m);
     let (mut i, mut j) = (0, 0);
     while i < n && j < m {
         let (x, y) = (a.get(i), b.get(j));
@@ -149,8 +210,8 @@ fn merge_two<T: Ord + Copy>(a: &Part<'_, T>, b: &Part<'_, T>) -> Vec<(T, i64)> {
             }
         }
     }
-    out.extend((i..n).map(|i| a.get(i)));
-    out.extend((j..m).map(|j| b.get(j)));
+    a.extend_into(&mut out, i..n);
+    b.extend_into(&mut out, j..m);
     out
 }
 
@@ -190,6 +251,23 @@ mod tests {
                 (0..k).map(|i| ((0..(i * 7 + 3)).map(|_| rng.below(50)).collect(), [1, 1, 2, -1][i % 4])).collect();
             let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
             assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "k = {k}");
+        }
+    }
+
+    /// A long run meets short ones (the segment-copying merge), values shared or not, at
+    /// either end or beyond, weights negative too.
+    #[test]
+    fn a_long_run_meeting_short_ones_equals_a_naive_count() {
+        let mut rng = crate::operators::harness::Lcg(11);
+        for round in 0..200 {
+            let long: Vec<u64> = (0..rng.below(3_000) + 1).map(|_| 100 + rng.below(10_000)).collect();
+            let mut runs = vec![(long, [1, 2][round % 2])];
+            for i in 0..rng.below(4) + 1 {
+                let len = rng.below(40) as usize;
+                runs.push(((0..len).map(|_| rng.below(10_300)).collect(), [1, -1, 3][i as usize % 3]));
+            }
+            let built: Vec<(Run<u64>, i64)> = runs.iter().map(|(v, w)| (Run::from_values(v.clone()), *w)).collect();
+            assert_eq!(merge(built.iter().map(|(r, w)| (r, *w))), naive(&runs), "round {round}");
         }
     }
 
