@@ -83,12 +83,33 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for SharedRun<T> {
 /// as one sorted sequence of distinct values with their total multiplicity; values whose
 /// total is not positive are left out. Runs are merged two at a time, always the two
 /// shortest, so a long run meets the short ones once, after they are merged among
-/// themselves: `O(n log k)` for `k` runs of `n` values in all. The runs are read in place
+/// themselves: `O(n log k)` for `k` runs of `n` values in all (beyond [`SORT_PARTS`] runs,
+/// all but the longest are sorted together instead). The runs are read in place
 /// (not copied first), so a long run is read once, by the merge that meets it.
 pub fn merge<'a, T: Ord + Copy + 'a>(runs: impl IntoIterator<Item = (&'a Run<T>, i64)>) -> Vec<(T, i64)> {
     let mut parts: Vec<Part<'a, T>> = runs.into_iter().map(|(r, w)| Part::Run(&r.0, w)).collect();
     // Longest first, so the two shortest are at the end.
     parts.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    if parts.len() > SORT_PARTS {
+        // Many runs (an hour's minute runs): all but the longest are sorted together, which
+        // is cheaper than merging them two at a time (log k passes over their values, with
+        // an unpredictable branch per value and a vector per merge).
+        let mut values: Vec<(T, i64)> = Vec::with_capacity(parts[1..].iter().map(Part::len).sum());
+        for part in parts.drain(1..) {
+            part.extend_into(&mut values, 0..part.len());
+        }
+        values.sort_unstable_by_key(|a| a.0);
+        values.dedup_by(|later, kept| {
+            let equal = later.0 == kept.0;
+            if equal {
+                kept.1 += later.1;
+            }
+            equal
+        });
+        let sorted = Part::Merged(values);
+        let at = parts.partition_point(|p| p.len() >= sorted.len());
+        parts.insert(at, sorted);
+    }
     while parts.len() > 1 {
         let (b, a) = (parts.pop().expect("two parts"), parts.pop().expect("two parts"));
         let merged = Part::Merged(merge_two(&a, &b));
@@ -161,6 +182,10 @@ impl<T: Ord + Copy> Part<'_, T> {
         lo
     }
 }
+
+/// Beyond this many runs, [`merge`] sorts all but the longest together instead of merging
+/// them two at a time.
+const SORT_PARTS: usize = 8;
 
 /// How much longer than the other a part must be for [`merge_two`] to copy it in segments.
 const GALLOP_RATIO: usize = 8;
