@@ -168,18 +168,12 @@ impl<T: Ord + Copy> Part<'_, T> {
             lo += step;
             step *= 2;
         }
-        let hi = (lo + step).min(self.len());
         // Everything before `lo` is below `x`; the answer is in `lo..=hi`.
-        let (mut lo, mut hi) = (lo, hi);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if below(mid) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+        let hi = (lo + step).min(self.len());
+        lo + match self {
+            Part::Run(r, _) => r[lo..hi].partition_point(|(v, _)| v < x),
+            Part::Merged(v) => v[lo..hi].partition_point(|(v, _)| v < x),
         }
-        lo
     }
 }
 
