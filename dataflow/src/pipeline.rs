@@ -18,7 +18,6 @@ use std::time::Instant;
 use connectors::sink::commit::CommittedNames;
 use connectors::sink::TableStore;
 use connectors::source::Source;
-use differential_dataflow::AsCollection;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::dataflow::ProbeHandle;
@@ -99,7 +98,7 @@ pub fn build(scope: Scope<'_, u64>, config: &PipelineConfig, counters: Arc<Count
     );
     // Flow control (see the source operator) follows the source's own frontier, the least
     // watermark of all partitions: the partition that holds it back is never throttled.
-    let distinct = streams.accepted.probe_with(&source_frontier).as_collection().dedup_by_event_id(
+    let distinct = streams.accepted.probe_with(&source_frontier).dedup_by_event_id(
         seeds,
         config.dedup_horizon_minutes,
         Arc::clone(&counters),

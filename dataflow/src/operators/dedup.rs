@@ -21,10 +21,14 @@
 //! its minute (remembered for the same horizon), and, when its flag says so, a measurement
 //! for the aggregates; it is never written as an `events` row again.
 //!
-//! The input is an insert-only differential collection of accepted events (every update
-//! `+1`), exchanged by event id; the outputs are the distinct events as `events` table rows
-//! and, as an insert-only collection, their measurements for the aggregates (two outputs of
-//! one operator, so no event is copied for its several consumers).
+//! The input is the stream of accepted events, each at a time no later than its event-time
+//! minute, exchanged by event id ([`route`]); the outputs are the distinct events as `events`
+//! table rows and, as an insert-only collection, their measurements for the aggregates (two
+//! outputs of one operator, so no event is copied for its several consumers). Rows travel in
+//! the containers they arrived in, from the source to the `events` sink: the source groups
+//! them by the worker they go to, so the exchange hands containers over whole, and dedup
+//! files each container (split where its minute changes) under its minute and passes it on
+//! without its duplicates.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -51,6 +55,12 @@ use super::seed::Seed;
 /// `DefaultHasher`, which may change between Rust releases).
 pub fn stable_hash(s: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(s.as_bytes())
+}
+
+/// Dedup decides an event on the worker of [`id_hash`] of its id (the source groups its rows
+/// by it, see [`crate::route::ByWorker`]).
+pub fn route(row: &EventRow) -> u64 {
+    id_hash(&row.event.event_id)
 }
 
 /// The worker an event id is routed to is chosen by this hash: [`stable_hash`] of the id's
@@ -85,7 +95,6 @@ pub struct Distinct<'s> {
 /// use dataflow::counters::Counters;
 /// use dataflow::operators::dedup::DedupByEventId;
 /// use dataflow::operators::seed::Seed;
-/// use differential_dataflow::AsCollection;
 /// use timely::dataflow::operators::capture::{Capture, Event as Captured};
 /// use timely::dataflow::operators::vec::ToStream;
 ///
@@ -101,13 +110,13 @@ pub struct Distinct<'s> {
 ///         location: None,
 ///         firmware: None,
 ///     };
-///     (EventRow { position: Position { partition: 0, offset }, event }, minute as u64, 1isize)
+///     EventRow { position: Position { partition: 0, offset }, event }
 /// };
 /// let counters = Arc::new(Counters::new());
 /// let c = Arc::clone(&counters);
 /// let captured = timely::example(move |scope| {
 ///     let seeds = Vec::<Seed>::new().to_stream(scope);
-///     let events = vec![copy(29_000_000, 0), copy(29_000_002, 1)].to_stream(scope).as_collection();
+///     let events = vec![copy(29_000_000, 0), copy(29_000_002, 1)].to_stream(scope);
 ///     events.dedup_by_event_id(seeds, 60, c).rows.capture()
 /// });
 /// let kept: Vec<_> = captured
@@ -129,13 +138,12 @@ pub trait DedupByEventId<'s> {
     ) -> Distinct<'s>;
 }
 
-impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
+impl<'s> DedupByEventId<'s> for StreamVec<'s, u64, EventRow> {
     fn dedup_by_event_id(
         self, seeds: StreamVec<'s, u64, Seed>, horizon_minutes: u64, counters: Arc<Counters>,
     ) -> Distinct<'s> {
-        let exchange = Exchange::new(|(row, _, _): &(EventRow, u64, isize)| id_hash(&row.event.event_id));
-        let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.inner.scope());
-        let mut input = builder.new_input(self.inner, exchange);
+        let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.scope());
+        let mut input = builder.new_input(self, crate::route::whole_containers(route));
         let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| id_hash(&row.event.event_id)));
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
@@ -143,30 +151,38 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
         let mut measurements_out =
             OutputBuilder::<_, CapacityContainerBuilder<Vec<(MinuteRun, u64, isize)>>>::from(measurements_out);
         builder.build(move |_capabilities| {
-            // Records waiting for the frontier to pass their minute, with capabilities for it,
-            // and the seeds of that minute.
-            type Minute = ([Capability<u64>; 2], Vec<EventRow>, Vec<(EventRow, bool)>);
+            // Per minute waiting for the frontier to pass it: capabilities for it, the
+            // containers of its rows (each of rows of that minute only, as they arrived), and
+            // its seeds.
+            type Minute = ([Capability<u64>; 2], Vec<Vec<EventRow>>, Vec<(EventRow, bool)>);
             let mut pending: BTreeMap<u64, Minute> = BTreeMap::new();
             // Ids kept, with the minute they were kept at, in generations of one horizon.
             let mut seen = Generations::new(horizon_minutes);
             // The kept measurements of the minute being decided, per device type.
             let mut by_type: Vec<Vec<(u64, u64)>> = vec![Vec::new(); DeviceType::ALL.len()];
-            let mut order: Vec<(EventTime, Position, usize)> = Vec::new();
+            // The minute's rows as (event time, position, container, index), and whether each
+            // row (numbered container after container) is kept.
+            let mut order: Vec<(EventTime, Position, u32, u32)> = Vec::new();
             let mut keep: Vec<bool> = Vec::new();
             move |frontiers| {
                 let (frontier, seed_frontier) = (&frontiers[0], &frontiers[1]);
                 input.for_each(|cap, data| {
-                    for (row, minute, diff) in data.drain(..) {
-                        debug_assert_eq!(diff, 1, "dedup expects an insert-only collection");
+                    // A container holds runs of rows of one minute (a partition's rows, in
+                    // arrival order): each run is filed whole under its minute, the first one
+                    // in place and each later one split off (rows are not moved one by one).
+                    let mut rows = std::mem::take(data);
+                    while let Some(last) = rows.last() {
+                        let minute = last.event.timestamp.minute();
+                        let start =
+                            rows.iter().rposition(|r| r.event.timestamp.minute() != minute).map_or(0, |i| i + 1);
+                        let run = if start == 0 { std::mem::take(&mut rows) } else { rows.split_off(start) };
                         pending
                             .entry(minute)
                             .or_insert_with(|| {
-                                // No capacity reserved: minutes wait here for up to the source's
-                                // `--max-ahead` (hours of minutes), each as large as it needs.
                                 ([cap.delayed(&minute, 0), cap.delayed(&minute, 1)], Vec::new(), Vec::new())
                             })
                             .1
-                            .push(row);
+                            .push(run);
                     }
                 });
                 seed_input.for_each(|cap, data| {
@@ -188,7 +204,7 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     if frontier.less_equal(&minute) || seed_frontier.less_equal(&minute) {
                         break;
                     }
-                    let ([rows_cap, measurements_cap], mut rows, seeds) = entry.remove();
+                    let ([rows_cap, measurements_cap], containers, seeds) = entry.remove();
                     seen.advance_to(minute);
                     // Seeds were kept before the restart: remember them, never emit them as rows.
                     for (row, measure) in seeds {
@@ -199,20 +215,44 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                     }
                     // Decide in (event time, partition, offset) order; emit in any order.
                     order.clear();
-                    order.extend(rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, i)));
+                    for (c, rows) in containers.iter().enumerate() {
+                        order.extend(
+                            rows.iter().enumerate().map(|(i, r)| (r.event.timestamp, r.position, c as u32, i as u32)),
+                        );
+                    }
                     order.sort_unstable();
+                    let starts: Vec<usize> = containers
+                        .iter()
+                        .scan(0, |next, rows| {
+                            let start = *next;
+                            *next += rows.len();
+                            Some(start)
+                        })
+                        .collect();
                     keep.clear();
-                    keep.resize(rows.len(), false);
-                    for &(_, _, i) in &order {
-                        if seen.keep(&rows[i].event.event_id, minute) {
-                            keep[i] = true;
+                    keep.resize(order.len(), false);
+                    for &(_, _, c, i) in &order {
+                        let (c, i) = (c as usize, i as usize);
+                        if seen.keep(&containers[c][i].event.event_id, minute) {
+                            keep[starts[c] + i] = true;
                         } else {
                             duplicates += 1;
                         }
                     }
-                    for (row, _) in rows.iter().zip(&keep).filter(|(_, k)| **k) {
-                        by_type[row.event.device_type as usize].push(measurement(row));
+                    // Each container goes on whole, without its duplicates.
+                    let mut session = rows_out.session(&rows_cap);
+                    for (mut rows, start) in containers.into_iter().zip(starts) {
+                        let kept = &keep[start..start + rows.len()];
+                        for (row, _) in rows.iter().zip(kept).filter(|(_, k)| **k) {
+                            by_type[row.event.device_type as usize].push(measurement(row));
+                        }
+                        if kept.contains(&false) {
+                            let mut kept = kept.iter();
+                            rows.retain(|_| *kept.next().expect("a flag per row"));
+                        }
+                        session.give_container(&mut rows);
                     }
+                    drop(session);
                     let mut measurements = measurements_out.session(&measurements_cap);
                     for (&device_type, values) in DeviceType::ALL.iter().zip(by_type.iter_mut()) {
                         if !values.is_empty() {
@@ -220,9 +260,6 @@ impl<'s> DedupByEventId<'s> for VecCollection<'s, u64, EventRow> {
                             measurements.give((MinuteRun { minute, device_type, values }, minute, 1isize));
                         }
                     }
-                    drop(measurements);
-                    let mut session = rows_out.session(&rows_cap);
-                    session.give_iterator(rows.drain(..).zip(keep.iter()).filter(|(_, k)| **k).map(|(r, _)| r));
                 }
                 counters.duplicates.fetch_add(duplicates, Relaxed);
             }
@@ -286,7 +323,7 @@ fn measurement(row: &EventRow) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operators::harness::{drive, Lcg};
+    use crate::operators::harness::{drive_stream, Lcg};
     use connectors::schema::{Event, Status, MICROS_PER_MINUTE};
     use std::borrow::Cow;
     use timely::dataflow::operators::ToStream;
@@ -343,23 +380,28 @@ mod tests {
         kept
     }
 
+    /// Under 1, 2 and 4 workers, with each copy sent at its own minute and, so that
+    /// containers hold rows of several minutes (as the source's do), at the start of its
+    /// 5-minute block.
     #[test]
-    fn keeps_the_first_copy_within_the_horizon_like_a_naive_pass_for_1_and_2_workers() {
-        fn dedup(c: VecCollection<'_, u64, EventRow>) -> StreamVec<'_, u64, EventRow> {
-            let seeds = Vec::<Seed>::new().to_stream(c.inner.scope());
-            c.dedup_by_event_id(seeds, 3, Arc::new(Counters::new())).rows
-        }
+    fn keeps_the_first_copy_within_the_horizon_like_a_naive_pass_for_1_2_and_4_workers() {
         for seed in [1, 2, 3] {
             let input = copies(seed);
             let want = naive(&input, 3);
             assert!(want.len() > 300 && want.len() < input.len(), "the input has duplicates and ids kept twice");
-            for workers in [1, 2] {
-                let rows = drive(workers, input.clone(), dedup);
-                assert!(rows.iter().all(|(r, t)| r.event.timestamp.minute() == *t), "each row at its minute");
-                let mut got: Vec<(EventTime, Position)> =
-                    rows.iter().map(|(r, _)| (r.event.timestamp, r.position)).collect();
-                got.sort();
-                assert_eq!(got, want, "seed {seed}, -w {workers}");
+            let coarse: Vec<(EventRow, u64)> = input.iter().map(|(r, m)| (r.clone(), m - m % 5)).collect();
+            for (sent_at, input) in [("its minute", &input), ("its block", &coarse)] {
+                for workers in [1, 2, 4] {
+                    let rows = drive_stream(workers, input.clone(), |rows| {
+                        let seeds = Vec::<Seed>::new().to_stream(rows.scope());
+                        rows.dedup_by_event_id(seeds, 3, Arc::new(Counters::new())).rows
+                    });
+                    assert!(rows.iter().all(|(r, t)| r.event.timestamp.minute() == *t), "each row at its minute");
+                    let mut got: Vec<(EventTime, Position)> =
+                        rows.iter().map(|(r, _)| (r.event.timestamp, r.position)).collect();
+                    got.sort();
+                    assert_eq!(got, want, "seed {seed}, -w {workers}, each copy sent at {sent_at}");
+                }
             }
         }
     }

@@ -95,6 +95,7 @@ use self::prefetch::{Next, ParsedBatch, Prefetcher};
 use self::validate::{classify, Classified};
 use crate::counters::Counters;
 use crate::failure::Fatal;
+use crate::route::ByWorker;
 
 /// How the source reads.
 #[derive(Clone, Debug)]
@@ -157,8 +158,10 @@ struct Assigned {
 
 /// The three streams the source produces.
 pub struct SourceStreams<'s> {
-    /// Valid, on-time events as collection updates `(row, event minute, +1)`.
-    pub accepted: StreamVec<'s, u64, (EventRow, u64, isize)>,
+    /// Valid, on-time events, each at a time no later than its event-time minute, in
+    /// containers grouped by the worker dedup routes them to ([`super::dedup::route`]), so
+    /// that the exchange hands each over whole.
+    pub accepted: StreamVec<'s, u64, EventRow>,
     /// Late events.
     pub late: StreamVec<'s, u64, LateRow>,
     /// Rejected messages.
@@ -217,9 +220,7 @@ pub struct SourceStreams<'s> {
 /// }
 /// let accepted = rows(accepted);
 /// assert_eq!(accepted.len(), 1);
-/// let (row, minute, diff) = &accepted[0];
-/// assert!(row.event.event_id == "a");
-/// assert_eq!((*minute, *diff), (row.event.timestamp.minute(), 1));
+/// assert!(accepted[0].event.event_id == "a");
 /// let late = rows(late);
 /// assert_eq!((late.len(), late[0].position.offset), (1, 1));
 /// assert_eq!(late[0].watermark.to_string(), "2025-11-03T10:20:15.000000Z");
@@ -302,8 +303,8 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
         let (late_out, late) = builder.new_output();
         let (rejected_out, rejected) = builder.new_output();
         let (points_out, resume_points) = builder.new_output();
-        let mut accepted_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<(EventRow, u64, isize)>>>::from(accepted_out);
+        let mut accepted_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(accepted_out);
+        let mut by_worker = ByWorker::new(peers, super::dedup::route);
         let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
         let mut rejected_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RejectedRow>>>::from(rejected_out);
         let mut points_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<(u32, ResumePoint)>>>::from(points_out);
@@ -419,7 +420,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                         match classified {
                             Classified::Accepted(row) => {
                                 accepted += 1;
-                                accepted_session.give((row, minute, 1isize));
+                                if let Some(mut full) = by_worker.push(row) {
+                                    accepted_session.give_container(&mut full);
+                                }
                             }
                             Classified::Late(row) => {
                                 late += 1;
@@ -437,6 +440,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                     counters.late.fetch_add(late, Relaxed);
                     counters.replayed.fetch_add(replayed, Relaxed);
                     part.reader.recycle(batch, parsed);
+                }
+                for mut container in by_worker.finish() {
+                    accepted_session.give_container(&mut container);
                 }
                 drop(accepted_session);
                 for (minute, point) in points {
@@ -701,10 +707,13 @@ mod tests {
                 let counters = Arc::clone(&counters);
                 let streams = scope.partition_source(Arc::clone(&source), config.clone(), counters, probe.clone());
                 let o = Arc::clone(&out);
-                streams.accepted.probe_with(&probe).inspect(move |(row, time, diff)| {
-                    assert_eq!(*diff, 1);
-                    let p = row.position;
-                    o.lock().unwrap().accepted.insert((p.partition, p.offset, *time));
+                streams.accepted.probe_with(&probe).inspect_core(move |event| {
+                    let Ok((stamp, rows)) = event else { return };
+                    for row in rows {
+                        let minute = row.event.timestamp.minute();
+                        assert!(*stamp.expect_singleton() <= minute, "a row at a time after its minute");
+                        o.lock().unwrap().accepted.insert((row.position.partition, row.position.offset, minute));
+                    }
                 });
                 let r = |r: &LateRow, t| (r.position.partition, r.position.offset, r.watermark.micros(), t);
                 collect(streams.late, &out, r, |e| &mut e.late);
