@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut reader = source.open(p, None, true)?;
         loop {
             batch.clear();
-            let status = reader.poll(&mut batch, 256 * 1024)?;
+            let status = reader.poll(&mut batch, connectors::source::BATCH_BYTES)?;
             for (_, raw) in batch.iter() {
                 lines += 1;
                 valid += u64::from(parse_event(raw, DEFAULT_MAX_MESSAGE_BYTES).map(|e| e.into_owned()).is_ok());

@@ -187,7 +187,7 @@ fn main_with(args: Args) -> anyhow::Result<()> {
             bounded,
             lateness_micros: args.allowed_lateness.as_micros() as i64,
             max_message_bytes: args.max_message_bytes,
-            batch_bytes: 256 * 1024,
+            batch_bytes: connectors::source::BATCH_BYTES,
             stop: Arc::clone(&stop),
             discover_every: (!bounded).then_some(Duration::from_secs(10)),
             idle_poll: if bounded { Duration::from_millis(50) } else { Duration::from_millis(250) },
