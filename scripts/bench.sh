@@ -25,6 +25,8 @@ cd "$(dirname "$0")/.."
 DAYS=${1:-7}
 RATE=${2:-10}
 DATA=target/bench-data/${DAYS}d-${RATE}eps
+PAIRS=${SCALING_PAIRS:-3}
+[[ $PAIRS =~ ^[1-9][0-9]*$ ]] || { echo "error: SCALING_PAIRS must be a whole number of at least 1, not '$PAIRS'" >&2; exit 1; }
 START=2025-11-03T00:00:00Z
 cargo build --release -p dataflow -p producer -p analytics >&2
 cargo build --release -p connectors --example parse_files >&2
@@ -68,7 +70,8 @@ rm -rf target/bench-out-w1core
 # The scaling's pairs: the first is the two runs above, each further one runs both again.
 ratio() { awk -v a="$(echo "$1" | cut -d' ' -f1)" -v b="$(echo "$2" | cut -d' ' -f1)" 'BEGIN { printf "%.2f", b / a }'; }
 ratios=("$(ratio "${runs[3]}" "${runs[4]}")")
-for _ in $(seq 2 "${SCALING_PAIRS:-3}"); do
+# Further pairs (-w 2 first, as above): their tables are not compared again.
+for _ in $(seq 2 "$PAIRS"); do
   rm -rf target/bench-out-pair && two=$(measure target/release/dataflow --input "$DATA" --output target/bench-out-pair --bounded -w 2 --progress never --metrics-addr 127.0.0.1:0)
   rm -rf target/bench-out-pair && one=$(measure taskset -c 0 target/release/dataflow --input "$DATA" --output target/bench-out-pair --bounded -w 1 --progress never --metrics-addr 127.0.0.1:0)
   ratios+=("$(ratio "$two" "$one")")
@@ -127,7 +130,7 @@ for i in "${!runs[@]}"; do
     'BEGIN { printf "%-22s %9.2f %12.0f %12.1f %8.2fx %9.2f %11.0f%%\n", name, s, lines / s, rss / 1024, base / s, cpu, 100 * pc / cpu }'
 done
 echo "parse share: the parse-only pass's CPU seconds over the run's (reading and validating every line); the rest is the dataflow"
-median=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { print (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')
+median=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')
 echo "scaling: -w 2 on two cores is ${median}x -w 1 on one core (median of ${#ratios[@]} alternating pairs: $(printf "%sx " "${ratios[@]}"| sed 's/ $//'))"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
 [ -n "${broker_cpu:-}" ] && echo "broker (tansu) CPU time during the Kafka run: $broker_cpu s"

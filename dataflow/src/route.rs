@@ -17,6 +17,12 @@ use timely::dataflow::channels::pushers::exchange::Distributor;
 use timely::dataflow::channels::Message;
 use timely::progress::Stamp;
 
+/// The worker of a record whose hash is `hash`, among `workers`: the same rule for
+/// [`whole_containers`] and [`ByWorker`].
+fn worker_of(hash: u64, workers: usize) -> usize {
+    (hash % workers as u64) as usize
+}
+
 /// A [`Distributor`] that routes each record by `hash(record) % workers`, passing a container
 /// whose records all go to one worker on whole.
 pub struct WholeContainers<D, H> {
@@ -28,9 +34,9 @@ impl<D: Clone + 'static, H: FnMut(&D) -> u64> Distributor<Vec<D>> for WholeConta
     fn partition<T: Clone, P: Push<Message<T, Vec<D>>>>(
         &mut self, container: &mut Vec<D>, stamp: &Stamp<T>, pushers: &mut [P],
     ) {
-        let workers = pushers.len() as u64;
+        let workers = pushers.len();
         let hash = &mut self.hash;
-        let mut target = |d: &D| (hash(d) % workers) as usize;
+        let mut target = |d: &D| worker_of(hash(d), workers);
         if let Some(first) = container.first().map(&mut target) {
             if container[1..].iter().all(|d| target(d) == first) {
                 Message::push_at(container, stamp.clone(), &mut pushers[first]);
@@ -84,8 +90,11 @@ fn capacity<D>() -> usize {
     (CONTAINER_BYTES / std::mem::size_of::<D>().max(1)).max(1)
 }
 
-/// Containers of records grouped by the worker `hash(record) % workers` they go to, each of
-/// timely's usual capacity, for a stream exchanged by [`whole_containers`] with the same hash.
+/// Containers of records grouped by the worker `hash(record) % workers` they go to, of up to
+/// [`CONTAINER_BYTES`] each, for a stream exchanged by [`whole_containers`] with the same hash.
+/// A container is allocated whole for its first record, and [`ByWorker::finish`] gives the
+/// partly filled ones back without their unused capacity: a live run's batches may hold a
+/// few messages, and operators downstream hold containers for minutes.
 pub struct ByWorker<D, H> {
     containers: Vec<Vec<D>>,
     hash: H,
@@ -103,7 +112,7 @@ impl<D, H: Fn(&D) -> u64> ByWorker<D, H> {
         // One worker: no record needs hashing.
         let container = match workers {
             1 => &mut self.containers[0],
-            _ => &mut self.containers[((self.hash)(&d) % workers as u64) as usize],
+            _ => &mut self.containers[worker_of((self.hash)(&d), workers)],
         };
         if container.capacity() == 0 {
             container.reserve_exact(capacity::<D>());
@@ -112,9 +121,14 @@ impl<D, H: Fn(&D) -> u64> ByWorker<D, H> {
         (container.len() >= container.capacity()).then(|| std::mem::take(container))
     }
 
-    /// Takes the containers that are not full, leaving none.
+    /// Takes the containers that are not full, leaving none, each without its unused
+    /// capacity (the allocator shrinks a block in place).
     pub fn finish(&mut self) -> impl Iterator<Item = Vec<D>> + '_ {
-        self.containers.iter_mut().filter(|c| !c.is_empty()).map(std::mem::take)
+        self.containers.iter_mut().filter(|c| !c.is_empty()).map(|c| {
+            let mut c = std::mem::take(c);
+            c.shrink_to_fit();
+            c
+        })
     }
 }
 
@@ -135,7 +149,9 @@ mod tests {
             let mut grouped = ByWorker::new(workers as usize, |x: &u64| x / 7);
             let mut containers: Vec<Vec<u64>> = (0..10_000u64).filter_map(|x| grouped.push(x)).collect();
             assert!(containers.iter().all(|c| c.len() == capacity), "only full containers come out while pushing");
-            containers.extend(grouped.finish());
+            let partial: Vec<Vec<u64>> = grouped.finish().collect();
+            assert!(partial.iter().all(|c| c.capacity() == c.len()), "partly filled containers keep no spare room");
+            containers.extend(partial);
             assert_eq!(grouped.finish().count(), 0, "finish leaves nothing");
             for c in &containers {
                 assert!(c.iter().all(|x| (x / 7) % workers == (c[0] / 7) % workers), "{workers} workers: {c:?}");

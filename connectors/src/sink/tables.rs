@@ -418,9 +418,11 @@ const UNIQUE_COLUMNS: &[&str] =
 /// The columns of random identifiers (see [`encode_parquet_batches`]).
 const RANDOM_COLUMNS: &[&str] = &["event_id"];
 
-/// The string columns of a few values that every file holds (each hour has readings of every
-/// device, type, status, location and firmware): written without min/max statistics (see
-/// [`encode_parquet_batches`]).
+/// The string columns of a few values that a file usually holds all of (an hour of readings
+/// has every device, type, status, location and firmware of a fleet that reports steadily):
+/// written without min/max statistics (see [`encode_parquet_batches`]), in every table. A
+/// sparse fleet's files, or a live run's minute files, could have been pruned by `device_id`;
+/// readers then scan them.
 const REPEATED_COLUMNS: &[&str] = &["device_id", "device_type", "status", "location", "firmware"];
 
 /// Encodes batches of one schema, in order, as one snappy-compressed Parquet file (the

@@ -1,4 +1,4 @@
-//! Dedup by `event_id`: each accepted event id appears once in the output collection.
+//! Dedup by `event_id`: each accepted event id appears once in the output.
 //!
 //! Semantics: among the accepted (valid, on-time) copies of an event id, the output keeps the
 //! one with the least `(event time, partition, offset)`; for byte-identical copies, which
@@ -81,7 +81,7 @@ pub struct Distinct<'s> {
     pub measurements: VecCollection<'s, u64, MinuteRun>,
 }
 
-/// The dedup operator on a collection of accepted events.
+/// The dedup operator on a stream of accepted events.
 ///
 /// # Examples
 ///
@@ -144,7 +144,7 @@ impl<'s> DedupByEventId<'s> for StreamVec<'s, u64, EventRow> {
     ) -> Distinct<'s> {
         let mut builder = OperatorBuilder::new("DedupByEventId".to_owned(), self.scope());
         let mut input = builder.new_input(self, crate::route::whole_containers(route));
-        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| id_hash(&row.event.event_id)));
+        let mut seed_input = builder.new_input(seeds, Exchange::new(|(row, _, _): &Seed| route(row)));
         let (rows_out, rows) = builder.new_output();
         let (measurements_out, measurements) = builder.new_output();
         let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<EventRow>>>::from(rows_out);
@@ -175,7 +175,18 @@ impl<'s> DedupByEventId<'s> for StreamVec<'s, u64, EventRow> {
                         let minute = last.event.timestamp.minute();
                         let start =
                             rows.iter().rposition(|r| r.event.timestamp.minute() != minute).map_or(0, |i| i + 1);
-                        let run = if start == 0 { std::mem::take(&mut rows) } else { rows.split_off(start) };
+                        let run = if start == 0 {
+                            // The first run keeps the container's allocation: without the
+                            // space its later runs took (shrunk in place), as minutes wait
+                            // here for up to the source's `--max-ahead`.
+                            let mut first = std::mem::take(&mut rows);
+                            if first.len() < first.capacity() / 2 {
+                                first.shrink_to_fit();
+                            }
+                            first
+                        } else {
+                            rows.split_off(start)
+                        };
                         pending
                             .entry(minute)
                             .or_insert_with(|| {

@@ -4,8 +4,9 @@
 //! Semantics:
 //! - Partitions are assigned statically: the `i`-th partition (in ascending order) belongs to
 //!   the worker with global index `i % peers`. Each is read strictly in offset order.
-//! - Every record carries the event-time minute of [`Classified::minute`] (the time of its
-//!   differential update), which is never earlier than the container it travels in; the operator's
+//! - Every record has the event-time minute of [`Classified::minute`] (late and rejected rows
+//!   travel at it; an accepted row at the operator's time, which is never later, and dedup
+//!   files it under its minute); the operator's
 //!   capability is the least `⌊W_p⌋` (in minutes) over the worker's partitions that have not
 //!   ended, so the dataflow frontier is the minimum of the per-partition watermarks and a
 //!   window or day closes only when every partition's watermark has passed it.
@@ -356,8 +357,9 @@ impl<'s> PartitionSource<'s> for Scope<'s, u64> {
                 let mut rejected_out = rejected_out.activate();
                 let mut points_out = points_out.activate();
                 let mut accepted_session = accepted_out.session(&caps[0]);
-                // Late and rejected rows (rare) are sent at their own minute, like accepted events,
-                // so that every record's dataflow time is a function of the input alone.
+                // Late and rejected rows (rare) are sent at their own minute, so that their
+                // dataflow time is a function of the input alone (dedup does the same for
+                // accepted events, which it files under their minute).
                 let (mut late_rows, mut rejected_rows, mut points) = (Vec::new(), Vec::new(), Vec::new());
                 let floor = *caps[0].time();
                 for part in assigned.iter_mut().filter(|p| !p.ended) {
