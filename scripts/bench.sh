@@ -47,9 +47,12 @@ measure() { # command...: prints "seconds peak_rss_kb cpu_seconds"
   /usr/bin/time -f "%e %M %U %S" -o "$t" "$@" >/dev/null 2>&1 || { echo "error: $* failed" >&2; exit 1; }
   awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$t"; rm -f "$t"
 }
+# The bounded job over the files, without its --output and -w (an array, so that `measure`
+# and `taskset` can run it too).
+ENGINE=(target/release/dataflow --input "$DATA" --bounded --progress never --metrics-addr 127.0.0.1:0)
 engine() { # OUT WORKERS [flags...]
   local out=$1 w=$2; shift 2
-  target/release/dataflow --input "$DATA" --output "$out" --bounded -w "$w" --progress never --metrics-addr 127.0.0.1:0 "$@"
+  "${ENGINE[@]}" --output "$out" -w "$w" "$@"
 }
 
 names=("io floor (wc -l)" "parse only, 1 thread" "dataflow -w 1" "dataflow -w 2")
@@ -58,22 +61,22 @@ runs+=("$(measure sh -c "cat $DATA/partition-*.jsonl | wc -l")")
 runs+=("$(measure target/release/examples/parse_files "$DATA")")
 for w in 1 2; do
   rm -rf "target/bench-out-w$w"
-  runs+=("$(measure target/release/dataflow --input "$DATA" --output "target/bench-out-w$w" --bounded -w "$w" --progress never --metrics-addr 127.0.0.1:0)")
+  runs+=("$(measure "${ENGINE[@]}" --output "target/bench-out-w$w" -w "$w")")
 done
 target/release/analytics diff target/bench-out-w1 target/bench-out-w2 >&2 || { echo "error: the -w 2 tables differ from the -w 1 tables" >&2; exit 1; }
 # -w 1 uses the second core too (the partitions' reading threads, the commit thread): on one
 # core it is the per-core baseline that -w 2's scaling is measured against.
 names+=("dataflow -w 1, 1 core")
 rm -rf target/bench-out-w1core
-runs+=("$(measure taskset -c 0 target/release/dataflow --input "$DATA" --output target/bench-out-w1core --bounded -w 1 --progress never --metrics-addr 127.0.0.1:0)")
+runs+=("$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-w1core -w 1)")
 rm -rf target/bench-out-w1core
 # The scaling's pairs: the first is the two runs above, each further one runs both again.
 ratio() { awk -v a="$(echo "$1" | cut -d' ' -f1)" -v b="$(echo "$2" | cut -d' ' -f1)" 'BEGIN { printf "%.2f", b / a }'; }
 ratios=("$(ratio "${runs[3]}" "${runs[4]}")")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
 for _ in $(seq 2 "$PAIRS"); do
-  rm -rf target/bench-out-pair && two=$(measure target/release/dataflow --input "$DATA" --output target/bench-out-pair --bounded -w 2 --progress never --metrics-addr 127.0.0.1:0)
-  rm -rf target/bench-out-pair && one=$(measure taskset -c 0 target/release/dataflow --input "$DATA" --output target/bench-out-pair --bounded -w 1 --progress never --metrics-addr 127.0.0.1:0)
+  rm -rf target/bench-out-pair && two=$(measure "${ENGINE[@]}" --output target/bench-out-pair -w 2)
+  rm -rf target/bench-out-pair && one=$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-pair -w 1)
   ratios+=("$(ratio "$two" "$one")")
 done
 rm -rf target/bench-out-pair
