@@ -105,6 +105,15 @@ impl SinkConfig {
     }
 }
 
+/// The length of a table's hive partition: a day for `daily_p95`, an hour for the others.
+const fn partition_micros<R: Table>() -> i64 {
+    if R::DAILY {
+        MICROS_PER_DAY
+    } else {
+        MICROS_PER_HOUR
+    }
+}
+
 /// A set of rows to write as one folder's files.
 struct Job<R> {
     folder: String,
@@ -207,8 +216,9 @@ where
     R: Table + timely::ExchangeData + Clone + Send,
 {
     fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)> {
-        let period_micros = if R::DAILY { MICROS_PER_DAY } else { MICROS_PER_HOUR };
-        let period = move |r: &R| r.partition_time().micros().div_euclid(period_micros);
+        let period_micros = partition_micros::<R>();
+        // A constant divisor (not a captured one), so that no row costs a division.
+        let period = |r: &R| r.partition_time().micros().div_euclid(partition_micros::<R>());
         let exchange = crate::route::whole_containers(move |r: &R| period(r) as u64);
         // Per period, the containers of rows received with their time (whole containers are
         // kept, as they usually hold one period, so rows are not moved one by one).
