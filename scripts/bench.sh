@@ -11,7 +11,8 @@
 # accounts for; the -w 2 tables must equal the -w 1 tables), -w 1 pinned to one core (the
 # per-core baseline of -w 2's scaling: unpinned, -w 1's reading threads use the second
 # core; the two are run in SCALING_PAIRS alternating pairs, default 3, and the scaling is
-# the median of the pairs' ratios, as one run of either swings by 10 % on a shared host), a
+# the median of the pairs' ratios, as one run of either swings by 10 % on a shared host;
+# each pair's seconds are printed with its ratio), a
 # restart after a SIGKILL once
 # the commits pass the end of day 6 (seconds from the restart to its first commit, which
 # includes reading back the day's events to seed dedup and the daily p95), then the same
@@ -72,12 +73,15 @@ runs+=("$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-w1core -
 rm -rf target/bench-out-w1core
 # The scaling's pairs: the first is the two runs above, each further one runs both again.
 ratio() { awk -v a="$(echo "$1" | cut -d' ' -f1)" -v b="$(echo "$2" | cut -d' ' -f1)" 'BEGIN { printf "%.2f", b / a }'; }
+secs() { echo "$(echo "$1" | cut -d' ' -f1)/$(echo "$2" | cut -d' ' -f1) s"; } # a pair's seconds, -w 2/one core
 ratios=("$(ratio "${runs[3]}" "${runs[4]}")")
+pair_secs=("$(secs "${runs[3]}" "${runs[4]}")")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
 for _ in $(seq 2 "$PAIRS"); do
   rm -rf target/bench-out-pair && two=$(measure "${ENGINE[@]}" --output target/bench-out-pair -w 2)
   rm -rf target/bench-out-pair && one=$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-pair -w 1)
   ratios+=("$(ratio "$two" "$one")")
+  pair_secs+=("$(secs "$two" "$one")")
 done
 rm -rf target/bench-out-pair
 rm -rf target/bench-out && mv target/bench-out-w2 target/bench-out && rm -rf target/bench-out-w1
@@ -134,7 +138,8 @@ for i in "${!runs[@]}"; do
 done
 echo "parse share: the parse-only pass's CPU seconds over the run's (reading and validating every line); the rest is the dataflow"
 median=$(printf "%s\n" "${ratios[@]}" | sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }')
-echo "scaling: -w 2 on two cores is ${median}x -w 1 on one core (median of ${#ratios[@]} alternating pairs: $(printf "%sx " "${ratios[@]}"| sed 's/ $//'))"
+pairs=$(for i in "${!ratios[@]}"; do printf "%sx (%s), " "${ratios[$i]}" "${pair_secs[$i]}"; done | sed 's/, $//')
+echo "scaling: -w 2 on two cores is ${median}x -w 1 on one core (median of ${#ratios[@]} alternating pairs: $pairs)"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
 [ -n "${broker_cpu:-}" ] && echo "broker (tansu) CPU time during the Kafka run: $broker_cpu s"
 echo "reference, not measured here: the Spark Structured Streaming pipeline this replaces runs the same work at ~44,000 lines/s in 1.4 GB"
