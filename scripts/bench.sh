@@ -12,9 +12,8 @@
 # per-core baseline of -w 2's scaling: unpinned, -w 1's reading threads use the second
 # core; the two are run in SCALING_PAIRS alternating pairs, default 3, and the scaling is
 # the median of the pairs' ratios, as one run of either swings by 10 % on a shared host;
-# each pair's seconds are printed with its ratio), a
-# restart after a SIGKILL once
-# the commits pass the end of day 6 (seconds from the restart to its first commit, which
+# each pair's seconds are printed with its ratio), a restart after a SIGKILL once the
+# commits pass the end of day 6 (seconds from the restart to its first commit, which
 # includes reading back the day's events to seed dedup and the daily p95), then the same
 # messages replayed into a real
 # Kafka-protocol broker (tansu on loopback, scripts/services/kafka.sh) and read by the
@@ -73,15 +72,15 @@ runs+=("$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-w1core -
 rm -rf target/bench-out-w1core
 # The scaling's pairs: the first is the two runs above, each further one runs both again.
 ratio() { awk -v a="$(echo "$1" | cut -d' ' -f1)" -v b="$(echo "$2" | cut -d' ' -f1)" 'BEGIN { printf "%.2f", b / a }'; }
-secs() { echo "$(echo "$1" | cut -d' ' -f1)/$(echo "$2" | cut -d' ' -f1) s"; } # a pair's seconds, -w 2/one core
+pair_seconds() { echo "-w 2 $(echo "$1" | cut -d' ' -f1) s, one core $(echo "$2" | cut -d' ' -f1) s"; }
 ratios=("$(ratio "${runs[3]}" "${runs[4]}")")
-pair_secs=("$(secs "${runs[3]}" "${runs[4]}")")
+pair_secs=("$(pair_seconds "${runs[3]}" "${runs[4]}")")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
 for _ in $(seq 2 "$PAIRS"); do
   rm -rf target/bench-out-pair && two=$(measure "${ENGINE[@]}" --output target/bench-out-pair -w 2)
   rm -rf target/bench-out-pair && one=$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-pair -w 1)
   ratios+=("$(ratio "$two" "$one")")
-  pair_secs+=("$(secs "$two" "$one")")
+  pair_secs+=("$(pair_seconds "$two" "$one")")
 done
 rm -rf target/bench-out-pair
 rm -rf target/bench-out && mv target/bench-out-w2 target/bench-out && rm -rf target/bench-out-w1

@@ -144,12 +144,12 @@ mod tests {
 
     use super::{whole_containers, ByWorker};
 
-    /// Under 1, 2 and 3 workers, each container holds records of one worker only, full ones
-    /// come out as they fill, and every record comes out once.
+    /// Under 1, 2, 3 and 4 workers, each container holds records of one worker only, full
+    /// ones come out as they fill, and every record comes out once.
     #[test]
     fn by_worker_groups_every_record_once() {
         let capacity = super::capacity::<u64>();
-        for workers in [1u64, 2, 3] {
+        for workers in [1u64, 2, 3, 4] {
             let mut grouped = ByWorker::new(workers as usize, |x: &u64| x / 7);
             let mut containers: Vec<Vec<u64>> = (0..10_000u64).filter_map(|x| grouped.push(x)).collect();
             assert!(containers.iter().all(|c| c.len() == capacity), "only full containers come out while pushing");
@@ -166,11 +166,12 @@ mod tests {
         }
     }
 
-    /// Under 1, 2 and 3 workers, every record arrives once, at worker `hash % workers`, whether
-    /// its container goes whole (all records to one worker) or is split.
+    /// Under 1, 2, 3 and 4 workers, every record arrives once, at worker `hash % workers`,
+    /// whether its container goes whole (all records to one worker) or is split (4: a mask
+    /// other than 1, as powers of two take the remainder with a mask).
     #[test]
     fn every_record_reaches_its_worker_once() {
-        for workers in [1, 2, 3] {
+        for workers in [1, 2, 3, 4] {
             let got = Arc::new(Mutex::new(Vec::new()));
             let sink = Arc::clone(&got);
             timely::execute(timely::Config::process(workers), move |worker| {

@@ -266,7 +266,8 @@ impl<'s> DedupByEventId<'s> for StreamVec<'s, u64, EventRow> {
 /// partitions, their rows interleaved near each minute's edges (on the week benchmark a
 /// container of ~400 rows changes minute ~15 times but spans ~3 minutes), so grouping
 /// allocates a vector per minute where cutting it at each change would allocate one per
-/// change.
+/// change. A container passed on whole keeps its capacity: the source's containers come
+/// full or already shrunk (`route::ByWorker::finish`), so none holds much spare room.
 fn by_minute(rows: Vec<EventRow>) -> Vec<(u64, Vec<EventRow>)> {
     let minute = |r: &EventRow| r.event.timestamp.minute();
     let Some(first) = rows.first().map(minute) else { return Vec::new() };

@@ -217,7 +217,8 @@ where
 {
     fn write_table(self, config: SinkConfig) -> StreamVec<'s, u64, (String, u64)> {
         let period_micros = partition_micros::<R>();
-        // A constant divisor (not a captured one), so that no row costs a division.
+        // A constant divisor (not a captured one), so that no row costs an `idiv`: a division
+        // by a constant compiles to a multiplication and shifts.
         let period = |r: &R| r.partition_time().micros().div_euclid(partition_micros::<R>());
         let exchange = crate::route::whole_containers(move |r: &R| period(r) as u64);
         // Per period, the containers of rows received with their time (whole containers are
