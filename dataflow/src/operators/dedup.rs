@@ -270,10 +270,6 @@ impl<'s> DedupByEventId<'s> for StreamVec<'s, u64, EventRow> {
 /// full or already shrunk (`route::ByWorker::finish`), so none holds much spare room.
 fn by_minute(rows: Vec<EventRow>) -> Vec<(u64, Vec<EventRow>)> {
     let minute = |r: &EventRow| r.event.timestamp.minute();
-    let Some(first) = rows.first().map(minute) else { return Vec::new() };
-    if rows.iter().all(|r| minute(r) == first) {
-        return vec![(first, rows)];
-    }
     let mut groups: Vec<(u64, Vec<EventRow>)> = Vec::new();
     let mut sizes: Vec<usize> = Vec::new();
     for m in rows.iter().map(minute) {
@@ -284,6 +280,10 @@ fn by_minute(rows: Vec<EventRow>) -> Vec<(u64, Vec<EventRow>)> {
                 sizes.push(1);
             }
         }
+    }
+    if groups.len() < 2 {
+        // No row or one minute: the container itself is the group.
+        return groups.pop().map(|(m, _)| vec![(m, rows)]).unwrap_or_default();
     }
     for ((_, group), size) in groups.iter_mut().zip(sizes) {
         group.reserve_exact(size);
