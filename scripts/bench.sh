@@ -85,23 +85,16 @@ two_at_once() {
   awk -v a="$(cut -d' ' -f1 "$first")" -v b="$(echo "$second" | cut -d' ' -f1)" 'BEGIN { print (a > b) ? a : b }'
   rm -f "$first"; rm -rf target/bench-out-core0 target/bench-out-core1
 }
-# The scaling's pairs: the first is the two runs above, each further one runs both again;
-# each is followed by two -w 1 jobs at once (the host's ceiling, see the header).
-ratio() { awk -v a="$(echo "$1" | cut -d' ' -f1)" -v b="$(echo "$2" | cut -d' ' -f1)" 'BEGIN { printf "%.2f", b / a }'; }
-pair_seconds() { echo "-w 2 $(echo "$1" | cut -d' ' -f1) s, one core $(echo "$2" | cut -d' ' -f1) s, two at once $3 s"; }
-ceiling() { awk -v one="$(echo "$1" | cut -d' ' -f1)" -v both="$2" 'BEGIN { printf "%.2f", 2 * one / both }'; }
-both=$(two_at_once)
-ratios=("$(ratio "${runs[3]}" "${runs[4]}")")
-ceilings=("$(ceiling "${runs[4]}" "$both")")
-pair_secs=("$(pair_seconds "${runs[3]}" "${runs[4]}" "$both")")
+# The scaling's pairs, each as "<-w 2 seconds> <one-core seconds> <two-at-once seconds>": the
+# first is the two runs above, each further one runs both again; each is followed by two -w 1
+# jobs at once (the host's ceiling, see the header).
+seconds() { echo "$1" | cut -d' ' -f1; }
+pairs=("$(seconds "${runs[3]}") $(seconds "${runs[4]}") $(two_at_once)")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
 for _ in $(seq 2 "$PAIRS"); do
   rm -rf target/bench-out-pair && two=$(measure "${ENGINE[@]}" --output target/bench-out-pair -w 2)
   rm -rf target/bench-out-pair && one=$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-pair -w 1)
-  rm -rf target/bench-out-pair && both=$(two_at_once)
-  ratios+=("$(ratio "$two" "$one")")
-  ceilings+=("$(ceiling "$one" "$both")")
-  pair_secs+=("$(pair_seconds "$two" "$one" "$both")")
+  rm -rf target/bench-out-pair && pairs+=("$(seconds "$two") $(seconds "$one") $(two_at_once)")
 done
 rm -rf target/bench-out-pair
 rm -rf target/bench-out && mv target/bench-out-w2 target/bench-out && rm -rf target/bench-out-w1
@@ -157,12 +150,16 @@ for i in "${!runs[@]}"; do
     'BEGIN { printf "%-22s %9.2f %12.0f %12.1f %8.2fx %9.2f %11.0f%%\n", name, s, lines / s, rss / 1024, base / s, cpu, 100 * pc / cpu }'
 done
 echo "parse share: the parse-only pass's CPU seconds over the run's (reading and validating every line); the rest is the dataflow"
-median_of() { printf "%s\n" "$@" | sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
-median=$(median_of "${ratios[@]}")
-pairs=$(for i in "${!ratios[@]}"; do printf "%sx (%s), " "${ratios[$i]}" "${pair_secs[$i]}"; done | sed 's/, $//')
-echo "scaling: -w 2 on two cores is ${median}x -w 1 on one core (median of ${#ratios[@]} alternating pairs: $pairs)"
-ceiling_median=$(median_of "${ceilings[@]}")
-echo "host ceiling: two -w 1 jobs at once, one per core, do ${ceiling_median}x the work of one in the same time (median; pairs: $(echo "${ceilings[@]}" | sed 's/ /x, /g')x); -w 2's scaling is $(awk -v s="$median" -v c="$ceiling_median" 'BEGIN { printf "%.0f", 100 * s / c }') % of it"
+median() { sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
+# Per pair: the scaling (one core's seconds over -w 2's) and the ceiling (twice one core's
+# seconds over the two-at-once seconds).
+each_pair() { printf "%s\n" "${pairs[@]}" | awk "{ $1 }"; }
+scaling=$(each_pair 'printf "%.2f\n", $2 / $1' | median)
+ceiling=$(each_pair 'printf "%.2f\n", 2 * $2 / $3' | median)
+details=$(each_pair 'printf "%.2fx (-w 2 %s s, one core %s s, two at once %s s), ", $2 / $1, $1, $2, $3' | sed 's/, $//')
+echo "scaling: -w 2 on two cores is ${scaling}x -w 1 on one core (median of ${#pairs[@]} alternating pairs: $details)"
+ceilings=$(each_pair 'printf "%.2fx, ", 2 * $2 / $3' | sed 's/, $//')
+echo "host ceiling: two -w 1 jobs at once, one per core, do ${ceiling}x the work of one in the same time (median; pairs: $ceilings); -w 2's scaling is $(awk -v s="$scaling" -v c="$ceiling" 'BEGIN { printf "%.0f", 100 * s / c }') % of it"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
 [ -n "${broker_cpu:-}" ] && echo "broker (tansu) CPU time during the Kafka run: $broker_cpu s"
 echo "reference, not measured here: the Spark Structured Streaming pipeline this replaces runs the same work at ~44,000 lines/s in 1.4 GB"
