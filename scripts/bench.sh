@@ -73,6 +73,7 @@ names+=("dataflow -w 1, 1 core")
 rm -rf target/bench-out-w1core
 runs+=("$(measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-w1core -w 1)")
 rm -rf target/bench-out-w1core
+seconds() { echo "$1" | cut -d' ' -f1; } # of a `measure` line
 # Two -w 1 jobs at once, one pinned to each core: prints the slower one's seconds.
 two_at_once() {
   local first second pid
@@ -82,13 +83,12 @@ two_at_once() {
   pid=$!
   second=$(measure taskset -c 1 "${ENGINE[@]}" --output target/bench-out-core1 -w 1)
   wait "$pid" || exit 1
-  awk -v a="$(cut -d' ' -f1 "$first")" -v b="$(echo "$second" | cut -d' ' -f1)" 'BEGIN { print (a > b) ? a : b }'
+  awk -v a="$(seconds "$(cat "$first")")" -v b="$(seconds "$second")" 'BEGIN { print (a > b) ? a : b }'
   rm -f "$first"; rm -rf target/bench-out-core0 target/bench-out-core1
 }
 # The scaling's pairs, each as "<-w 2 seconds> <one-core seconds> <two-at-once seconds>": the
 # first is the two runs above, each further one runs both again; each is followed by two -w 1
 # jobs at once (the host's ceiling, see the header).
-seconds() { echo "$1" | cut -d' ' -f1; }
 pairs=("$(seconds "${runs[3]}") $(seconds "${runs[4]}") $(two_at_once)")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
 for _ in $(seq 2 "$PAIRS"); do
@@ -141,7 +141,7 @@ if [ "${BENCH_KAFKA:-1}" = 1 ]; then
   broker_cpu=$(awk -v t=$((cpu_after - cpu_before)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }')
   target/release/analytics diff target/bench-out target/bench-out-kafka >&2 || { echo "error: the Kafka run's tables differ from the file run's" >&2; exit 1; }
 fi
-base=$(echo "${runs[2]}" | cut -d' ' -f1)
+base=$(seconds "${runs[2]}")
 parse_cpu=$(echo "${runs[1]}" | cut -d' ' -f3)
 printf "%-22s %9s %12s %12s %9s %9s %12s\n" run seconds lines/s peak_RSS_MB "vs -w 1" cpu_s "parse share"
 for i in "${!runs[@]}"; do
@@ -151,14 +151,14 @@ for i in "${!runs[@]}"; do
 done
 echo "parse share: the parse-only pass's CPU seconds over the run's (reading and validating every line); the rest is the dataflow"
 median() { sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
-# Per pair: the scaling (one core's seconds over -w 2's) and the ceiling (twice one core's
-# seconds over the two-at-once seconds).
-each_pair() { printf "%s\n" "${pairs[@]}" | awk "{ $1 }"; }
-scaling=$(each_pair 'printf "%.2f\n", $2 / $1' | median)
-ceiling=$(each_pair 'printf "%.2f\n", 2 * $2 / $3' | median)
-details=$(each_pair 'printf "%.2fx (-w 2 %s s, one core %s s, two at once %s s), ", $2 / $1, $1, $2, $3' | sed 's/, $//')
+# Per pair: "<scaling> <ceiling> <its three seconds>", the scaling being one core's seconds
+# over -w 2's and the ceiling twice one core's seconds over the two-at-once seconds.
+per_pair=$(printf "%s\n" "${pairs[@]}" | awk '{ printf "%.2f %.2f %s %s %s\n", $2 / $1, 2 * $2 / $3, $1, $2, $3 }')
+scaling=$(echo "$per_pair" | cut -d' ' -f1 | median)
+ceiling=$(echo "$per_pair" | cut -d' ' -f2 | median)
+details=$(echo "$per_pair" | awk '{ printf "%sx (-w 2 %s s, one core %s s, two at once %s s), ", $1, $3, $4, $5 }' | sed 's/, $//')
+ceilings=$(echo "$per_pair" | awk '{ printf "%sx, ", $2 }' | sed 's/, $//')
 echo "scaling: -w 2 on two cores is ${scaling}x -w 1 on one core (median of ${#pairs[@]} alternating pairs: $details)"
-ceilings=$(each_pair 'printf "%.2fx, ", 2 * $2 / $3' | sed 's/, $//')
 echo "host ceiling: two -w 1 jobs at once, one per core, do ${ceiling}x the work of one in the same time (median; pairs: $ceilings); -w 2's scaling is $(awk -v s="$scaling" -v c="$ceiling" 'BEGIN { printf "%.0f", 100 * s / c }') % of it"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
 [ -n "${broker_cpu:-}" ] && echo "broker (tansu) CPU time during the Kafka run: $broker_cpu s"
