@@ -53,7 +53,7 @@
 //!    and writes rows of times `≥ F'`, plus the windows of `F'`'s day so far, recomputed
 //!    from the seeds; so no row before the midnight that starts `F`'s day. A base keeps the
 //!    names of the partitions (hours, days) that end after the midnight *before* that one,
-//!    a day of margin, and forgets older ones ([`forget_before`]): what a run holds and a
+//!    a day of margin, and forgets older ones ([`fold_cutoff`]): what a run holds and a
 //!    start reads stays about two days of names, not the whole history. An hour forgotten
 //!    before it was compacted keeps its minute files: a run without `--compact-after`, a
 //!    `--compact-after` of a day or more, or a restart after a crash between a fold and the
@@ -400,7 +400,7 @@ pub fn fold(
     records: &CheckpointStore, epoch: u64, frontier: Option<u64>, names: &mut CommittedNames,
 ) -> Result<(), CommitError> {
     if let Some(f) = frontier {
-        names.forget_before(forget_before(f));
+        names.forget_before(fold_cutoff(f));
     }
     let mut base = BaseRecord {
         version: CHECKPOINT_VERSION,
@@ -424,7 +424,7 @@ pub fn fold(
 /// The instant before which a fold at frontier `frontier_minute` forgets names: the midnight
 /// a day before the one that starts the frontier's day (see "Fold"). A file whose partition
 /// ends at or before it is never written again.
-pub fn forget_before(frontier_minute: u64) -> EventTime {
+pub fn fold_cutoff(frontier_minute: u64) -> EventTime {
     let day = (frontier_minute / DAY_MINUTES).saturating_sub(1);
     EventTime(i64::try_from(day).unwrap_or(i64::MAX).saturating_mul(MICROS_PER_DAY))
 }
