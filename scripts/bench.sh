@@ -162,7 +162,7 @@ median() { sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR +
 # seconds over the two-at-once seconds, the extra CPU -w 2's CPU seconds over one core's, less
 # one (in %), and a run's core use its CPU seconds over its cores times its seconds (in %): the
 # scaling is 2 x (one core's CPU / -w 2's) x (-w 2's core use / one core's).
-per_pair=$(printf "%s\n" "${pairs[@]}" | awk '{ printf "%.2f %.2f %s %s %s %+.0f %.0f %.0f\n", $2 / $1, 2 * $2 / $3, $1, $2, $3, 100 * ($4 / $5 - 1), 100 * $4 / (2 * $1), 100 * $5 / $2 }')
+per_pair=$(printf "%s\n" "${pairs[@]}" | awk '{ printf "%.2f %.2f %s %s %s %.0f %.0f %.0f\n", $2 / $1, 2 * $2 / $3, $1, $2, $3, 100 * ($4 / $5 - 1), 100 * $4 / (2 * $1), 100 * $5 / $2 }')
 scaling=$(echo "$per_pair" | cut -d' ' -f1 | median)
 ceiling=$(echo "$per_pair" | cut -d' ' -f2 | median)
 details=$(echo "$per_pair" | awk '{ printf "%sx (-w 2 %s s, one core %s s, two at once %s s), ", $1, $3, $4, $5 }' | sed 's/, $//')
@@ -172,7 +172,7 @@ echo "host ceiling: two -w 1 jobs at once, one per core, do ${ceiling}x the work
 extra_cpu=$(echo "$per_pair" | cut -d' ' -f6 | median | awk '{ printf "%+.0f", $1 }')
 use_two=$(echo "$per_pair" | cut -d' ' -f7 | median | awk '{ printf "%.0f", $1 }')
 use_one=$(echo "$per_pair" | cut -d' ' -f8 | median | awk '{ printf "%.0f", $1 }')
-factors=$(echo "$per_pair" | awk '{ printf "%s %% CPU, %s %% vs %s %% busy; ", $6, $7, $8 }' | sed 's/; $//')
+factors=$(echo "$per_pair" | awk '{ printf "%+d %% CPU, %s %% vs %s %% busy; ", $6, $7, $8 }' | sed 's/; $//')
 echo "why not 2x: -w 2's CPU seconds are ${extra_cpu} % one core's, and it keeps ${use_two} % of its two cores busy against one core's ${use_one} % (medians; pairs: $factors)"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
 [ -n "${broker_cpu:-}" ] && echo "broker (tansu) CPU time during the Kafka run: $broker_cpu s"
