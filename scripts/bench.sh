@@ -84,7 +84,7 @@ two_at_once() {
   first=$(mktemp)
   measure taskset -c 0 "${ENGINE[@]}" --output target/bench-out-core0 -w 1 >"$first" &
   pid=$!
-  second=$(measure taskset -c 1 "${ENGINE[@]}" --output target/bench-out-core1 -w 1)
+  second=$(measure taskset -c 1 "${ENGINE[@]}" --output target/bench-out-core1 -w 1) || exit 1
   wait "$pid" || exit 1
   awk -v a="$(seconds "$(cat "$first")")" -v b="$(seconds "$second")" 'BEGIN { print (a > b) ? a : b }'
   rm -f "$first"; rm -rf target/bench-out-core0 target/bench-out-core1
@@ -92,8 +92,10 @@ two_at_once() {
 # The scaling's pairs, each as "<-w 2 seconds> <one-core seconds> <two-at-once seconds> <-w 2
 # CPU seconds> <one-core CPU seconds>": the first is the two runs above, each further one runs
 # both again; each is followed by two -w 1 jobs at once (the host's ceiling, see the header).
-pair() { # -w 2's measure line, one core's: the pair's record
-  echo "$(seconds "$1") $(seconds "$2") $(two_at_once) $(cpu_seconds "$1") $(cpu_seconds "$2")"
+pair() { # -w 2's measure line, one core's: the pair's record (fails if the jobs at once do)
+  local both
+  both=$(two_at_once) || exit 1
+  echo "$(seconds "$1") $(seconds "$2") $both $(cpu_seconds "$1") $(cpu_seconds "$2")"
 }
 pairs=("$(pair "${runs[3]}" "${runs[4]}")")
 # Further pairs (-w 2 first, as above): their tables are not compared again.
@@ -148,7 +150,7 @@ if [ "${BENCH_KAFKA:-1}" = 1 ]; then
   target/release/analytics diff target/bench-out target/bench-out-kafka >&2 || { echo "error: the Kafka run's tables differ from the file run's" >&2; exit 1; }
 fi
 base=$(seconds "${runs[2]}")
-parse_cpu=$(echo "${runs[1]}" | cut -d' ' -f3)
+parse_cpu=$(cpu_seconds "${runs[1]}")
 printf "%-22s %9s %12s %12s %9s %9s %12s\n" run seconds lines/s peak_RSS_MB "vs -w 1" cpu_s "parse share"
 for i in "${!runs[@]}"; do
   read -r secs rss cpu <<< "${runs[$i]}"
@@ -156,7 +158,9 @@ for i in "${!runs[@]}"; do
     'BEGIN { printf "%-22s %9.2f %12.0f %12.1f %8.2fx %9.2f %11.0f%%\n", name, s, lines / s, rss / 1024, base / s, cpu, 100 * pc / cpu }'
 done
 echo "parse share: the parse-only pass's CPU seconds over the run's (reading and validating every line); the rest is the dataflow"
-median() { sort -n | awk '{ r[NR] = $1 } END { printf "%.2f", (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'; }
+median() { # [printf format, default %.2f]: the median of the numbers on stdin
+  sort -n | awk -v f="${1:-%.2f}" '{ r[NR] = $1 } END { printf f, (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2 }'
+}
 # Per pair: "<scaling> <ceiling> <its three seconds> <extra CPU> <-w 2's busy share> <one
 # core's busy share>", the scaling being one core's seconds over -w 2's, the ceiling twice one
 # core's seconds over the two-at-once seconds, the extra CPU -w 2's CPU seconds over one core's,
@@ -169,9 +173,9 @@ details=$(echo "$per_pair" | awk '{ printf "%sx (-w 2 %s s, one core %s s, two a
 ceilings=$(echo "$per_pair" | awk '{ printf "%sx, ", $2 }' | sed 's/, $//')
 echo "scaling: -w 2 on two cores is ${scaling}x -w 1 on one core (median of ${#pairs[@]} alternating pairs: $details)"
 echo "host ceiling: two -w 1 jobs at once, one per core, do ${ceiling}x the work of one in the same time (median; pairs: $ceilings); -w 2's scaling is $(awk -v s="$scaling" -v c="$ceiling" 'BEGIN { printf "%.0f", 100 * s / c }') % of it"
-extra_cpu=$(echo "$per_pair" | cut -d' ' -f6 | median | awk '{ printf "%+.0f", $1 }')
-use_two=$(echo "$per_pair" | cut -d' ' -f7 | median | awk '{ printf "%.0f", $1 }')
-use_one=$(echo "$per_pair" | cut -d' ' -f8 | median | awk '{ printf "%.0f", $1 }')
+extra_cpu=$(echo "$per_pair" | cut -d' ' -f6 | median %+.0f)
+use_two=$(echo "$per_pair" | cut -d' ' -f7 | median %.0f)
+use_one=$(echo "$per_pair" | cut -d' ' -f8 | median %.0f)
 factors=$(echo "$per_pair" | awk '{ printf "%+d %% CPU, %s %% vs %s %% busy; ", $6, $7, $8 }' | sed 's/; $//')
 echo "why not 2x: -w 2's CPU seconds ${extra_cpu} % against one core's; busy share ${use_two} % of its two cores against one core's ${use_one} % of its one (medians; pairs: $factors)"
 echo "restart after SIGKILL at the end of day 6 (-w 2): first commit after $restart_first s, done after $restart_total s, tables equal to the uninterrupted run's"
